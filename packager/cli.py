@@ -1,0 +1,111 @@
+"""The `lambdafit` command: parses arguments, calls the library, prints. Errors exit 2 with one line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from packager.config import DEFAULT_PYTHON, Arch, Budget, Objective, PackConfig, resolve
+from packager.errors import LambdafitError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Fit a model into AWS Lambda and serve it.")
+out = Console()
+if not out.is_terminal:
+    out = Console(width=160)
+err = Console(stderr=True)
+
+
+def _fail(error: Exception) -> None:
+    err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def pack(
+    model: Annotated[str, typer.Argument(help="an .onnx file, or a torch factory path/to/file.py:function")],
+    name: Annotated[str, typer.Option(help="endpoint name: the bundle folder, stack and function")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="folder that receives build/NAME")] = Path("build"),
+    eval_data: Annotated[Path | None, typer.Option("--eval", help=".npz of inputs (and labels) to measure quality")] = None,
+    calibration: Annotated[Path | None, typer.Option(help=".npz of representative inputs for static int8")] = None,
+    max_drop: Annotated[float, typer.Option(help="largest quality drop allowed, as a fraction (0.01 = 1 point)")] = 0.01,
+    budget: Annotated[str, typer.Option(help="zip, zip-upload, image, or a size such as 80MB")] = "image",
+    arch: Annotated[Arch, typer.Option(help="Lambda architecture")] = Arch.X86_64,
+    python: Annotated[str | None, typer.Option(help=f"Lambda Python runtime [env LAMBDAFIT_PYTHON; default {DEFAULT_PYTHON}]")] = None,
+    objective: Annotated[Objective, typer.Option(help="what the chosen candidate is best at")] = Objective.LATENCY,
+    recipes: Annotated[str, typer.Option(help="auto, or a comma list such as slim,slim+int8-static")] = "auto",
+    labels: Annotated[str | None, typer.Option(help="class names, comma separated, for a classifier")] = None,
+    wheels: Annotated[Path | None, typer.Option(help="folder of pre-downloaded runtime wheels (offline packing)")] = None,
+    force: Annotated[bool, typer.Option(help="replace an existing bundle of the same name")] = False,
+) -> None:
+    """Export, optimize and measure MODEL, choose the best candidate that fits, write a SAM bundle."""
+    from packager.pack import pack as run_pack
+    from packager.report import COLUMNS, rows
+
+    try:
+        config = PackConfig(
+            model=model,
+            name=name,
+            output_dir=output,
+            eval_data=eval_data,
+            calibration_data=calibration,
+            max_drop=max_drop,
+            budget=Budget.parse(budget),
+            arch=arch,
+            python=resolve(python, "LAMBDAFIT_PYTHON", DEFAULT_PYTHON),
+            objective=objective,
+            recipes=tuple(r.strip() for r in recipes.split(",") if r.strip()) or ("auto",),
+            labels=tuple(label.strip() for label in labels.split(",")) if labels else (),
+            force=force,
+            wheel_dir=wheels,
+        )
+        with err.status("packing") as status:
+            result = run_pack(config, progress=lambda message: status.update(message))
+    except LambdafitError as error:
+        _fail(error)
+        return
+    table = Table(title=f"candidates for {name} (quality: {result.fit.baseline.quality_kind.value})")
+    for column in COLUMNS:
+        table.add_column(column, justify="left" if column in ("recipe", "verdict") else "right")
+    for row in rows(result.fit, result.budget_bytes):
+        table.add_row(*row, style="bold green" if row[-1] == "CHOSEN" else None)
+    out.print(table)
+    for note in result.notes:
+        out.print(f"note: {note}", highlight=False)
+    out.print(f"chose [bold]{result.fit.chosen.recipe}[/]: {result.fit.why}", highlight=False)
+    out.print(f"wrote {result.bundle}  (next: lambdafit serve {result.bundle})", highlight=False)
+
+
+@app.command()
+def serve(
+    bundle: Annotated[Path, typer.Argument(help="a bundle written by lambdafit pack, e.g. build/digits")],
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 3000,
+    host: Annotated[str, typer.Option(help="loopback address to listen on")] = "127.0.0.1",
+    verbose: Annotated[bool, typer.Option(help="log every request")] = False,
+) -> None:
+    """Serve BUNDLE's handler on 127.0.0.1 through emulated API Gateway events, without Docker."""
+    from packager.emulator import serve_bundle
+
+    try:
+        server = serve_bundle(bundle, host=host, port=port, verbose=verbose)
+    except LambdafitError as error:
+        _fail(error)
+        return
+    out.print(f"serving {bundle} on http://{host}:{server.server_address[1]}  (POST /predict, GET /health; Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,105 @@
+"""Typed settings for `pack`, resolved in one place: argument > environment > default."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from packager.errors import LambdafitError
+
+MB = 1_000_000
+
+
+class Arch(str, Enum):
+    X86_64 = "x86_64"
+    ARM64 = "arm64"
+
+
+class PackageType(str, Enum):
+    IMAGE = "image"
+    ZIP = "zip"
+
+
+class Objective(str, Enum):
+    LATENCY = "latency"
+    SIZE = "size"
+    QUALITY = "quality"
+
+
+NAMED_BUDGETS: dict[str, int] = {
+    "zip": 262_144_000,
+    "zip-upload": 52_428_800,
+    "image": 10_737_418_240,
+}
+"""AWS Lambda's limits: 250 MB unzipped (code and layers), 50 MB zipped direct upload, 10 GB image."""
+
+PYTHON_VERSIONS = ("3.11", "3.12", "3.13")
+DEFAULT_PYTHON = "3.12"
+"""python3.12 and later run on Amazon Linux 2023 (glibc 2.34); python3.11 on Amazon Linux 2 (glibc 2.26),
+too old for the onnxruntime and numpy wheels the handler pins."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    name: str
+    limit_bytes: int
+
+    @classmethod
+    def parse(cls, text: str) -> Budget:
+        key = text.strip().lower()
+        if key in NAMED_BUDGETS:
+            return cls(key, NAMED_BUDGETS[key])
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|kib|mib|gib)?", key)
+        if not match:
+            raise LambdafitError(
+                f"cannot read budget {text!r}: use zip, zip-upload, image or a size such as 80MB or 1.5GB"
+            )
+        units = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+        size = int(float(match.group(1)) * units[match.group(2) or "b"])
+        if size <= 0:
+            raise LambdafitError(f"budget {text!r} must be larger than zero")
+        return cls(text.strip(), size)
+
+
+def resolve(argument: str | None, env_var: str, default: str) -> str:
+    """An explicit argument beats the environment, which beats the default."""
+    if argument is not None:
+        return argument
+    return os.environ.get(env_var) or default
+
+
+@dataclass(frozen=True)
+class PackConfig:
+    model: str
+    name: str
+    output_dir: Path = Path("build")
+    eval_data: Path | None = None
+    calibration_data: Path | None = None
+    max_drop: float = 0.01
+    budget: Budget = field(default_factory=lambda: Budget.parse("image"))
+    package_type: PackageType = PackageType.IMAGE
+    arch: Arch = Arch.X86_64
+    python: str = DEFAULT_PYTHON
+    objective: Objective = Objective.LATENCY
+    recipes: tuple[str, ...] = ("auto",)
+    labels: tuple[str, ...] = ()
+    force: bool = False
+    wheel_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,62}", self.name):
+            raise LambdafitError(
+                f"name {self.name!r} must start with a letter and hold only letters, digits and '-' "
+                "(it names the CloudFormation stack and the function)"
+            )
+        if not 0 <= self.max_drop < 1:
+            raise LambdafitError(f"--max-drop {self.max_drop} must be a fraction in [0, 1), e.g. 0.01 for 1 point")
+        if self.python not in PYTHON_VERSIONS:
+            raise LambdafitError(f"python {self.python!r} is not a Lambda runtime here; use one of {PYTHON_VERSIONS}")
+
+    @property
+    def bundle_dir(self) -> Path:
+        return self.output_dir / self.name

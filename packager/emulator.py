@@ -1,0 +1,123 @@
+"""`lambdafit serve`: API Gateway on a laptop, no Docker. Each HTTP request becomes a real REST proxy
+event for the bundle's handler, called in-process, and its result becomes the HTTP response."""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from handlers.app import ApiKind, make_handler
+from packager.bundle import FUNCTION_DIR
+from packager.errors import LambdafitError
+from packager.events import rest_event
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+MAX_REQUEST_BYTES = 10 * 1024 * 1024
+"""API Gateway's own limit; the handler enforces Lambda's 6 MB itself, as it would in AWS."""
+
+
+@dataclass
+class LambdaContext:
+    """The parts of Lambda's context object that handlers and powertools read."""
+
+    function_name: str
+    memory_limit_in_mb: int = 1024
+    timeout_s: float = 29.0
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    log_group_name: str = "/aws/lambda/local"
+    log_stream_name: str = "local"
+    _deadline: float = field(default=0.0, repr=False)
+
+    def __post_init__(self) -> None:
+        self._deadline = time.monotonic() + self.timeout_s
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def load_bundle_handler(bundle: Path) -> Handler:
+    model_dir = bundle / FUNCTION_DIR / "model"
+    if not (model_dir / "manifest.json").is_file():
+        raise LambdafitError(f"{bundle} is not a lambdafit bundle (no {FUNCTION_DIR}/model/manifest.json); run lambdafit pack first")
+    return make_handler(model_dir, ApiKind.REST)
+
+
+def invoke(handler: Handler, name: str, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+    event = rest_event(method, path, body=body, headers=headers, query=query)
+    result = handler(event, LambdaContext(function_name=name))
+    status = int(result.get("statusCode", 502))
+    out_headers: list[tuple[str, str]] = []
+    for key, values in (result.get("multiValueHeaders") or {}).items():
+        out_headers += [(key, str(v)) for v in values]
+    for key, value in (result.get("headers") or {}).items():
+        out_headers.append((key, str(value)))
+    raw = result.get("body") or ""
+    payload = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode("utf-8")
+    return status, out_headers, payload
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    server: EmulatorServer
+    protocol_version = "HTTP/1.1"
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_REQUEST_BYTES:
+            self._reply(413, [("Content-Type", "application/json")], b'{"error": "request larger than 10 MB", "code": "payload_too_large"}')
+            self.close_connection = True
+            return
+        body = self.rfile.read(length) if length else b""
+        path, _, query = self.path.partition("?")
+        headers = {key: value for key, value in self.headers.items()}
+        with self.server.lock:
+            status, out_headers, payload = invoke(self.server.handler, self.server.name, self.command, path, query, headers, body)
+        self._reply(status, out_headers, payload)
+
+    def _reply(self, status: int, headers: list[tuple[str, str]], payload: bytes) -> None:
+        self.send_response(status)
+        for key, value in headers:
+            if key.lower() != "content-length":
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+
+class EmulatorServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, handler: Handler, name: str, host: str = "127.0.0.1", port: int = 3000, verbose: bool = False) -> None:
+        self.handler = handler
+        self.name = name
+        self.verbose = verbose
+        self.lock = threading.Lock()
+        """One request at a time per server, as one Lambda container serves one at a time."""
+        super().__init__((host, port), _RequestHandler)
+
+
+def serve_bundle(bundle: Path, host: str = "127.0.0.1", port: int = 3000, verbose: bool = False) -> EmulatorServer:
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        raise LambdafitError(f"lambdafit serve listens on loopback only, not {host}: it is a development server")
+    handler = load_bundle_handler(bundle)
+    try:
+        return EmulatorServer(handler, bundle.name, host, port, verbose)
+    except OSError as exc:
+        raise LambdafitError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port") from exc

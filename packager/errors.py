@@ -1,0 +1,35 @@
+"""The packager's error root. The CLI turns any of these into one line and exit code 2."""
+
+from __future__ import annotations
+
+
+class LambdafitError(Exception):
+    """Something the user can fix; the message says what is wrong and what to do."""
+
+
+class ModelLoadError(LambdafitError):
+    """The model file or factory could not be loaded."""
+
+
+class ExportError(LambdafitError):
+    """torch -> ONNX export failed, or the exported graph does not match torch."""
+
+
+class DataError(LambdafitError):
+    """An evaluation or calibration `.npz` does not fit the model."""
+
+
+class RecipeError(LambdafitError):
+    """An optimization recipe is unknown or failed on this model."""
+
+
+class NoFitError(LambdafitError):
+    """No candidate fits the budget within the allowed quality drop."""
+
+
+class BundleError(LambdafitError):
+    """The bundle could not be written where it was asked for."""
+
+
+class WheelError(LambdafitError):
+    """The runtime wheels for the target could not be vendored."""

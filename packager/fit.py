@@ -1,0 +1,120 @@
+"""Choose the candidate to ship: inside the budget, within the allowed drop, best by the objective."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from packager.config import Objective
+from packager.errors import NoFitError
+from packager.measure import Measurement
+
+LATENCY_TOLERANCE = 1.10
+"""Latency within 10% counts as a tie (timings on a shared machine are noisy); slower than this
+factor of fp32 p50 counts as slower, and is never chosen silently."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    recipe: str
+    path: Path | None
+    measurement: Measurement | None
+    package_bytes: int
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "recipe": self.recipe,
+            "package_bytes": self.package_bytes,
+            "error": self.error,
+            "metrics": self.measurement.to_dict() if self.measurement else None,
+        }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    candidate: Candidate
+    eligible: bool
+    reason: str
+    drop: float | None
+
+
+@dataclass(frozen=True)
+class FitResult:
+    verdicts: tuple[Verdict, ...]
+    chosen: Candidate
+    why: str
+    baseline: Measurement
+
+
+def judge(
+    candidate: Candidate, baseline: Measurement, budget_bytes: int, max_drop: float, allow_slower: bool
+) -> Verdict:
+    m = candidate.measurement
+    if m is None:
+        return Verdict(candidate, False, f"failed: {candidate.error}", None)
+    drop = baseline.quality - m.quality
+    if candidate.package_bytes > budget_bytes:
+        over = (candidate.package_bytes - budget_bytes) / 1e6
+        return Verdict(candidate, False, f"over budget by {over:.1f} MB", drop)
+    if drop > max_drop + 1e-9:
+        return Verdict(candidate, False, f"drop {100 * drop:.2f} pts > {100 * max_drop:.2f} allowed", drop)
+    if not allow_slower and m.p50_ms > baseline.p50_ms * LATENCY_TOLERANCE:
+        return Verdict(candidate, False, f"{m.p50_ms / baseline.p50_ms:.2f}x slower than fp32", drop)
+    return Verdict(candidate, True, "fits", drop)
+
+
+def _key(verdict: Verdict, objective: Objective, best_p50: float) -> tuple[float, ...]:
+    m = verdict.candidate.measurement
+    assert m is not None
+    if objective is Objective.SIZE:
+        return (m.size_bytes, m.p50_ms)
+    if objective is Objective.QUALITY:
+        return (-round(m.quality, 6), m.size_bytes)
+    tied = m.p50_ms <= best_p50 * LATENCY_TOLERANCE
+    return (0.0 if tied else m.p50_ms, m.size_bytes)
+
+
+def choose(
+    candidates: list[Candidate],
+    baseline: Measurement,
+    *,
+    budget_bytes: int,
+    max_drop: float,
+    objective: Objective,
+    allow_slower: bool = False,
+) -> FitResult:
+    verdicts = tuple(judge(c, baseline, budget_bytes, max_drop, allow_slower) for c in candidates)
+    eligible = [v for v in verdicts if v.eligible]
+    if not eligible:
+        raise NoFitError(_explain_miss(verdicts, budget_bytes, max_drop))
+    best_p50 = min(v.candidate.measurement.p50_ms for v in eligible if v.candidate.measurement)
+    winner = min(eligible, key=lambda v: _key(v, objective, best_p50))
+    m = winner.candidate.measurement
+    assert m is not None
+    why = (
+        f"best {objective.value} among {len(eligible)} eligible of {len(verdicts)}: "
+        f"{baseline.size_bytes / max(m.size_bytes, 1):.2f}x smaller than fp32, "
+        f"quality drop {100 * (winner.drop or 0):.2f} pts, p50 {m.p50_ms / baseline.p50_ms:.2f}x fp32"
+    )
+    return FitResult(verdicts=verdicts, chosen=winner.candidate, why=why, baseline=baseline)
+
+
+def _explain_miss(verdicts: tuple[Verdict, ...], budget_bytes: int, max_drop: float) -> str:
+    measured = [v for v in verdicts if v.candidate.measurement is not None]
+    if not measured:
+        return "every candidate failed: " + "; ".join(f"{v.candidate.recipe}: {v.reason}" for v in verdicts)
+
+    def shortfall(v: Verdict) -> float:
+        over_size = max(0.0, (v.candidate.package_bytes - budget_bytes) / budget_bytes)
+        over_drop = max(0.0, (v.drop or 0.0) - max_drop)
+        return over_size + over_drop
+
+    closest = min(measured, key=shortfall)
+    return (
+        f"no candidate fits within budget {budget_bytes / 1e6:.1f} MB and max drop {100 * max_drop:.2f} pts; "
+        f"closest is {closest.candidate.recipe} ({closest.reason}). Try --max-drop, a larger --budget "
+        "(--package image allows 10 GB), calibration data closer to production (--calibration), "
+        "or other --recipes"
+    )

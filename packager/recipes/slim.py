@@ -1,0 +1,23 @@
+"""Graph slimming with onnxslim: folds constants, fuses, removes dead nodes. Quantizers need it too:
+weights held in Constant nodes are invisible to them until it has run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from packager.recipes.base import RecipeContext, Transform, register
+
+
+@register
+class Slim(Transform):
+    name = "slim"
+    summary = "onnxslim graph slimming (constant folding, fusion, dead-node removal)"
+
+    def apply(self, source: Path, target: Path, ctx: RecipeContext) -> None:
+        import contextlib
+        import io
+
+        import onnxslim
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            onnxslim.slim(str(source), output_model=str(target))

@@ -1,0 +1,113 @@
+"""Vendor the handler's runtime wheels for the target Lambda platform, so image builds are offline."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from packager.config import Arch
+from packager.errors import WheelError
+
+RUNTIME_GLIBC = {"3.11": (2, 26), "3.12": (2, 34), "3.13": (2, 34)}
+"""glibc of the Lambda base image: python3.11 runs on Amazon Linux 2, 3.12+ on Amazon Linux 2023."""
+
+_PLATFORMS = {
+    Arch.X86_64: ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux2014_x86_64"],
+    Arch.ARM64: ["manylinux_2_28_aarch64", "manylinux_2_27_aarch64", "manylinux2014_aarch64"],
+}
+
+
+@dataclass(frozen=True)
+class WheelSet:
+    wheels: tuple[Path, ...]
+    requirements: tuple[str, ...]
+    glibc_needed: tuple[int, int]
+
+    @property
+    def installed_bytes(self) -> int:
+        """Uncompressed size of every file the wheels install: what counts against 250 MB."""
+        total = 0
+        for wheel in self.wheels:
+            with zipfile.ZipFile(wheel) as archive:
+                total += sum(info.file_size for info in archive.infolist())
+        return total
+
+
+def runtime_requirements() -> tuple[str, ...]:
+    text = resources.files("handlers").joinpath("requirements.txt").read_text(encoding="utf-8")
+    return tuple(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("LAMBDAFIT_WHEEL_CACHE") or Path.home() / ".cache" / "lambdafit" / "wheels")
+
+
+def vendor_wheels(python: str, arch: Arch, wheel_dir: Path | None = None) -> WheelSet:
+    """Wheels for the runtime requirements: from `wheel_dir` if given, else downloaded once and cached."""
+    requirements = runtime_requirements()
+    if wheel_dir is not None:
+        wheels = tuple(sorted(wheel_dir.glob("*.whl")))
+        if not wheels:
+            raise WheelError(f"--wheels {wheel_dir} holds no .whl files")
+        return WheelSet(wheels, requirements, _glibc_needed(wheels))
+    key = hashlib.sha256(json.dumps([requirements, python, arch.value, _PLATFORMS[arch]]).encode()).hexdigest()[:16]
+    target = cache_root() / f"py{python}-{arch.value}-{key}"
+    stamp = target / "complete.json"
+    if not stamp.is_file():
+        _download(requirements, python, arch, target)
+        stamp.write_text(json.dumps(sorted(p.name for p in target.glob("*.whl"))))
+    wheels = tuple(target / name for name in json.loads(stamp.read_text()))
+    return WheelSet(wheels, requirements, _glibc_needed(wheels))
+
+
+def _download(requirements: tuple[str, ...], python: str, arch: Arch, target: Path) -> None:
+    staging = target.with_name(target.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    command = [
+        sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+        "--only-binary=:all:", "--implementation", "cp", "--python-version", python,
+        "--dest", str(staging),
+    ]
+    for platform in _PLATFORMS[arch]:
+        command += ["--platform", platform]
+    result = subprocess.run([*command, *requirements], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR")]
+        raise WheelError(
+            f"could not download the runtime wheels for python {python} on {arch.value}: "
+            f"{'; '.join(errors) or result.stderr.strip()[-300:]}. Check the network to the package index, "
+            "or give pre-downloaded wheels with --wheels DIR"
+        )
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+
+
+def _glibc_needed(wheels: tuple[Path, ...]) -> tuple[int, int]:
+    """The newest glibc any wheel needs: a wheel tagged for several works with the oldest of them."""
+    needed = (2, 17)
+    for wheel in wheels:
+        tags = [(int(a), int(b)) for a, b in re.findall(r"manylinux_(\d+)_(\d+)", wheel.name)]
+        if tags:
+            needed = max(needed, min(tags))
+    return needed
+
+
+def glibc_warning(wheels: WheelSet, python: str) -> str | None:
+    have = RUNTIME_GLIBC[python]
+    if wheels.glibc_needed <= have:
+        return None
+    need = ".".join(map(str, wheels.glibc_needed))
+    return (
+        f"the runtime wheels need glibc {need} but the python{python} Lambda image has "
+        f"{'.'.join(map(str, have))}: the bundle runs under a local emulation, not on AWS; pack with --python 3.12"
+    )
