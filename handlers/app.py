@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import (
@@ -13,6 +13,7 @@ from aws_lambda_powertools.event_handler import (
     LambdaFunctionUrlResolver,
     Response,
 )
+from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError as _RouteNotFound
 
 from handlers.errors import (
@@ -35,7 +36,8 @@ MAX_BODY_BYTES = 6 * 1024 * 1024
 """Lambda's synchronous invoke payload limit, for requests and responses alike."""
 TOP_K = 5
 
-class ApiKind(str, Enum):
+
+class ApiKind(StrEnum):
     """Which event shape the function receives: it decides the resolver."""
 
     REST = "rest"
@@ -49,7 +51,7 @@ _RESOLVERS = {
     ApiKind.FUNCTION_URL: LambdaFunctionUrlResolver,
 }
 
-Resolver = APIGatewayRestResolver | APIGatewayHttpResolver | LambdaFunctionUrlResolver
+Resolver = ApiGatewayResolver
 
 
 _ROUTES: dict[str, tuple[str, ...]] = {

@@ -92,17 +92,21 @@ def to_array(value: Any, spec: TensorSpec) -> np.ndarray:
         ) from exc
     if raw.size > MAX_INPUT_ELEMENTS:
         raise BadRequestError(f"input {spec.name} has {raw.size} values; the limit is {MAX_INPUT_ELEMENTS}")
-    _check_shape(raw.shape, spec)
-    return _cast(raw, dtype, spec)
+    array = _cast(raw, dtype, spec)
+    _check_shape(array.shape, spec)
+    return array
 
 
 def _cast(raw: np.ndarray, dtype: np.dtype[Any], spec: TensorSpec) -> np.ndarray:
-    kind = raw.dtype.kind
     if raw.size == 0:
         return raw.astype(dtype)
+    if raw.dtype.kind == "O" and all(type(v) in (int, float) for v in raw.flat):
+        raw = raw.astype(np.float64)  # integers too large for int64 arrive as Python objects
+    kind = raw.dtype.kind
     if kind not in "biuf":
         raise BadRequestError(
-            f"input {spec.name} must hold only numbers ({spec.dtype}), found {_json_kind(raw)}", code="wrong_dtype"
+            f"input {spec.name} must hold only numbers ({spec.dtype}), found {_json_kind(raw)}",
+            code="wrong_dtype",
         )
     if dtype.kind == "b":
         if kind != "b":
@@ -111,12 +115,11 @@ def _cast(raw: np.ndarray, dtype: np.dtype[Any], spec: TensorSpec) -> np.ndarray
     if kind == "b":
         raise BadRequestError(f"input {spec.name} must hold numbers ({spec.dtype}), not true/false", code="wrong_dtype")
     if dtype.kind in "iu":
-        if kind == "f":
-            if not np.all(np.isfinite(raw)) or not np.all(raw == np.floor(raw)):
-                raise BadRequestError(
-                    f"input {spec.name} must hold integers ({spec.dtype}), found fractional values",
-                    code="wrong_dtype",
-                )
+        if kind == "f" and not (np.all(np.isfinite(raw)) and np.all(raw == np.floor(raw))):
+            raise BadRequestError(
+                f"input {spec.name} must hold integers ({spec.dtype}), found fractional values",
+                code="wrong_dtype",
+            )
         info = np.iinfo(dtype)
         if raw.min() < info.min or raw.max() > info.max:
             raise BadRequestError(
@@ -127,9 +130,7 @@ def _cast(raw: np.ndarray, dtype: np.dtype[Any], spec: TensorSpec) -> np.ndarray
     with np.errstate(over="ignore"):
         cast = raw.astype(dtype)
     if not np.all(np.isfinite(cast)):
-        raise BadRequestError(
-            f"input {spec.name} has values too large for {spec.dtype}", code="wrong_dtype"
-        )
+        raise BadRequestError(f"input {spec.name} has values too large for {spec.dtype}", code="wrong_dtype")
     return cast
 
 
@@ -213,16 +214,13 @@ def top_k(scores: np.ndarray, labels: tuple[str, ...], k: int) -> list[dict[str,
     predictions = []
     for row in rows:
         order = np.argsort(-row, kind="stable")[:k]
-        best = [
-            {"label": labels[i] if i < len(labels) else str(i), "score": _round(row[i])} for i in order
-        ]
+        best = [{"label": labels[i] if i < len(labels) else str(i), "score": _round(row[i])} for i in order]
         predictions.append({"label": best[0]["label"], "score": best[0]["score"], "top_k": best})
     return predictions
 
 
 def _round(value: float) -> float:
     return float(f"{value:.6g}") if math.isfinite(value) else 0.0
-
 
 
 @dataclass

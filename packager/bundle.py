@@ -45,7 +45,7 @@ class BundleSpec:
     python: str
     arch: Arch
     memory_mb: int
-    sample_inputs: dict[str, Any]
+    sample_inputs: Any
     report_json: dict[str, Any]
     report_md: str
 
@@ -62,7 +62,9 @@ def handler_code_bytes() -> int:
 def check_target(target: Path, force: bool) -> None:
     """Fail before any slow work if the bundle could not be written, or would replace one unasked."""
     if target.exists() and not force:
-        raise BundleError(f"{target} already exists; pass --force to replace it (the old one is kept until the new one is complete)")
+        raise BundleError(
+            f"{target} already exists; pass --force to replace it (the old one is kept until the new one is complete)"
+        )
     parent = target.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -131,7 +133,9 @@ def _fill(spec: BundleSpec, root: Path) -> None:
     events.mkdir()
     headers = {"Content-Type": "application/json", "Host": "127.0.0.1"}
     samples = {
-        "predict-rest.json": rest_event("POST", "/predict", body=json.dumps({"inputs": spec.sample_inputs}), headers=headers),
+        "predict-rest.json": rest_event(
+            "POST", "/predict", body=json.dumps({"inputs": spec.sample_inputs}), headers=headers
+        ),
         "health-rest.json": rest_event("GET", "/health", headers={"Host": "127.0.0.1"}),
     }
     for filename, event in samples.items():

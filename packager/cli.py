@@ -30,16 +30,25 @@ def pack(
     model: Annotated[str, typer.Argument(help="an .onnx file, or a torch factory path/to/file.py:function")],
     name: Annotated[str, typer.Option(help="endpoint name: the bundle folder, stack and function")],
     output: Annotated[Path, typer.Option("--output", "-o", help="folder that receives build/NAME")] = Path("build"),
-    eval_data: Annotated[Path | None, typer.Option("--eval", help=".npz of inputs (and labels) to measure quality")] = None,
+    eval_data: Annotated[
+        Path | None, typer.Option("--eval", help=".npz of inputs (and labels) to measure quality")
+    ] = None,
     calibration: Annotated[Path | None, typer.Option(help=".npz of representative inputs for static int8")] = None,
-    max_drop: Annotated[float, typer.Option(help="largest quality drop allowed, as a fraction (0.01 = 1 point)")] = 0.01,
+    max_drop: Annotated[
+        float, typer.Option(help="largest quality drop allowed, as a fraction (0.01 = 1 point)")
+    ] = 0.01,
     budget: Annotated[str, typer.Option(help="zip, zip-upload, image, or a size such as 80MB")] = "image",
     arch: Annotated[Arch, typer.Option(help="Lambda architecture")] = Arch.X86_64,
-    python: Annotated[str | None, typer.Option(help=f"Lambda Python runtime [env LAMBDAFIT_PYTHON; default {DEFAULT_PYTHON}]")] = None,
+    python: Annotated[
+        str | None,
+        typer.Option(help=f"Lambda Python runtime [env LAMBDAFIT_PYTHON; default {DEFAULT_PYTHON}]"),
+    ] = None,
     objective: Annotated[Objective, typer.Option(help="what the chosen candidate is best at")] = Objective.LATENCY,
     recipes: Annotated[str, typer.Option(help="auto, or a comma list such as slim,slim+int8-static")] = "auto",
     labels: Annotated[str | None, typer.Option(help="class names, comma separated, for a classifier")] = None,
-    wheels: Annotated[Path | None, typer.Option(help="folder of pre-downloaded runtime wheels (offline packing)")] = None,
+    wheels: Annotated[
+        Path | None, typer.Option(help="folder of pre-downloaded runtime wheels (offline packing)")
+    ] = None,
     force: Annotated[bool, typer.Option(help="replace an existing bundle of the same name")] = False,
 ) -> None:
     """Export, optimize and measure MODEL, choose the best candidate that fits, write a SAM bundle."""
@@ -95,7 +104,9 @@ def serve(
     except LambdafitError as error:
         _fail(error)
         return
-    out.print(f"serving {bundle} on http://{host}:{server.server_address[1]}  (POST /predict, GET /health; Ctrl-C stops)")
+    out.print(
+        f"serving {bundle} on http://{host}:{server.server_address[1]}  (POST /predict, GET /health; Ctrl-C stops)"
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 from packager.errors import LambdafitError
@@ -13,17 +13,17 @@ from packager.errors import LambdafitError
 MB = 1_000_000
 
 
-class Arch(str, Enum):
+class Arch(StrEnum):
     X86_64 = "x86_64"
     ARM64 = "arm64"
 
 
-class PackageType(str, Enum):
+class PackageType(StrEnum):
     IMAGE = "image"
     ZIP = "zip"
 
 
-class Objective(str, Enum):
+class Objective(StrEnum):
     LATENCY = "latency"
     SIZE = "size"
     QUALITY = "quality"

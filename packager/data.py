@@ -55,7 +55,9 @@ def load_dataset(path: Path, specs: tuple[TensorSpec, ...]) -> Dataset:
     if len(counts) != 1 or 0 in counts:
         raise DataError(f"{path}: every input needs the same, non-zero number of rows, got {sorted(counts)}")
     if labels is not None and len(labels) != counts.pop():
-        raise DataError(f"{path}: 'labels' has {len(labels)} rows but the inputs have {len(next(iter(inputs.values())))}")
+        raise DataError(
+            f"{path}: 'labels' has {len(labels)} rows but the inputs have {len(next(iter(inputs.values())))}"
+        )
     return Dataset(inputs=inputs, labels=labels, source=str(path))
 
 

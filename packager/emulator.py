@@ -50,11 +50,15 @@ class LambdaContext:
 def load_bundle_handler(bundle: Path) -> Handler:
     model_dir = bundle / FUNCTION_DIR / "model"
     if not (model_dir / "manifest.json").is_file():
-        raise LambdafitError(f"{bundle} is not a lambdafit bundle (no {FUNCTION_DIR}/model/manifest.json); run lambdafit pack first")
+        raise LambdafitError(
+            f"{bundle} is not a lambdafit bundle (no {FUNCTION_DIR}/model/manifest.json); run lambdafit pack first"
+        )
     return make_handler(model_dir, ApiKind.REST)
 
 
-def invoke(handler: Handler, name: str, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+def invoke(
+    handler: Handler, name: str, method: str, path: str, query: str, headers: dict[str, str], body: bytes
+) -> tuple[int, list[tuple[str, str]], bytes]:
     event = rest_event(method, path, body=body, headers=headers, query=query)
     result = handler(event, LambdaContext(function_name=name))
     status = int(result.get("statusCode", 502))
@@ -75,14 +79,20 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_REQUEST_BYTES:
-            self._reply(413, [("Content-Type", "application/json")], b'{"error": "request larger than 10 MB", "code": "payload_too_large"}')
+            self._reply(
+                413,
+                [("Content-Type", "application/json")],
+                b'{"error": "request larger than 10 MB", "code": "payload_too_large"}',
+            )
             self.close_connection = True
             return
         body = self.rfile.read(length) if length else b""
         path, _, query = self.path.partition("?")
         headers = {key: value for key, value in self.headers.items()}
         with self.server.lock:
-            status, out_headers, payload = invoke(self.server.handler, self.server.name, self.command, path, query, headers, body)
+            status, out_headers, payload = invoke(
+                self.server.handler, self.server.name, self.command, path, query, headers, body
+            )
         self._reply(status, out_headers, payload)
 
     def _reply(self, status: int, headers: list[tuple[str, str]], payload: bytes) -> None:
@@ -104,7 +114,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
 class EmulatorServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, handler: Handler, name: str, host: str = "127.0.0.1", port: int = 3000, verbose: bool = False) -> None:
+    def __init__(
+        self, handler: Handler, name: str, host: str = "127.0.0.1", port: int = 3000, verbose: bool = False
+    ) -> None:
         self.handler = handler
         self.name = name
         self.verbose = verbose

@@ -36,6 +36,7 @@ def export_torch(model: TorchModel, path: Path, *, atol: float = PARITY_ATOL) ->
 
     names = list(model.example_inputs)
     args = tuple(model.example_inputs.values())
+    output_names = _output_names(model)
     dynamic = {name: {0: torch.export.Dim.DYNAMIC} for name in names}
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet_loggers():
@@ -44,6 +45,7 @@ def export_torch(model: TorchModel, path: Path, *, atol: float = PARITY_ATOL) ->
                 model.module,
                 args,
                 input_names=names,
+                output_names=output_names,
                 dynamic_shapes=dynamic,
                 opset_version=OPSET,
                 dynamo=True,
@@ -66,6 +68,20 @@ def export_torch(model: TorchModel, path: Path, *, atol: float = PARITY_ATOL) ->
             "check for data-dependent control flow or randomness in forward()"
         )
     return ExportResult(path=path, max_abs_diff=diff)
+
+
+def _output_names(model: TorchModel) -> list[str]:
+    """The module's `output_names` attribute if it has one, else output / output_0, output_1, ..."""
+    import torch
+
+    declared = getattr(model.module, "output_names", None)
+    if declared:
+        return [str(name) for name in declared]
+    with torch.no_grad():
+        result = model.module(*model.example_inputs.values())
+    if isinstance(result, torch.Tensor):
+        return ["output"]
+    return [f"output_{i}" for i in range(len(result))]
 
 
 def parity(model: TorchModel, path: Path, batch: int = 3) -> float:
@@ -103,7 +119,6 @@ def _name_batch_axis(proto: onnx.ModelProto) -> None:
         for dim in value.type.tensor_type.shape.dim:
             if dim.dim_param in symbols:
                 dim.dim_param = BATCH_DIM
-
 
 
 @contextlib.contextmanager

@@ -6,7 +6,7 @@ import io
 import time
 import zipfile
 from dataclasses import asdict, dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ LATENCY_WARMUP = 10
 LATENCY_RUNS = 100
 
 
-class QualityKind(str, Enum):
+class QualityKind(StrEnum):
     ACCURACY = "accuracy"
     AGREEMENT = "top-1 agreement with fp32"
     RELATIVE = "1 - relative error against fp32"
@@ -80,7 +80,7 @@ def quality(
     errors = []
     for got, want in zip(outputs, reference, strict=True):
         got64, want64 = got.astype(np.float64).ravel(), want.astype(np.float64).ravel()
-        errors.append(np.linalg.norm(got64 - want64) / max(np.linalg.norm(want64), 1e-12))
+        errors.append(np.linalg.norm(got64 - want64) / max(float(np.linalg.norm(want64)), 1e-12))
     return float(1.0 - max(errors)), QualityKind.RELATIVE
 
 

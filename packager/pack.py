@@ -70,7 +70,9 @@ def pack(config: PackConfig, progress: Progress = _quiet) -> PackResult:
         if calibration is None:
             calibration = eval_data
             if config.eval_data:
-                notes.append("no --calibration data: calibrated on the --eval inputs, so static-int8 accuracy is optimistic")
+                notes.append(
+                    "no --calibration data: calibrated on the --eval inputs, so static-int8 accuracy is optimistic"
+                )
 
         progress(f"vendoring runtime wheels for python{config.python} {config.arch.value}")
         wheels = vendor_wheels(config.python, config.arch, config.wheel_dir)

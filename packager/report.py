@@ -6,7 +6,18 @@ from typing import Any
 
 from packager.fit import FitResult, Verdict
 
-COLUMNS = ("recipe", "model MB", "package MB", "quality", "drop pts", "p50 ms", "p95 ms", "p50 b8 ms", "load ms", "verdict")
+COLUMNS = (
+    "recipe",
+    "model MB",
+    "package MB",
+    "quality",
+    "drop pts",
+    "p50 ms",
+    "p95 ms",
+    "p50 b8 ms",
+    "load ms",
+    "verdict",
+)
 
 
 def rows(result: FitResult, budget_bytes: int) -> list[tuple[str, ...]]:

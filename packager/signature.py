@@ -8,8 +8,15 @@ from handlers.manifest import Dim, TensorSpec
 from packager.errors import ModelLoadError
 
 _ONNX_TO_NUMPY = {
-    1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64",
-    9: "bool", 10: "float16", 11: "float64",
+    1: "float32",
+    2: "uint8",
+    3: "int8",
+    5: "int16",
+    6: "int32",
+    7: "int64",
+    9: "bool",
+    10: "float16",
+    11: "float64",
 }
 
 

@@ -33,8 +33,7 @@ def render_template(fn: FunctionModel) -> dict[str, Any]:
         "Everything": ("/{proxy+}", "any"),
     }
     events = {
-        key: {"Type": "Api", "Properties": {"Path": path, "Method": method}}
-        for key, (path, method) in routes.items()
+        key: {"Type": "Api", "Properties": {"Path": path, "Method": method}} for key, (path, method) in routes.items()
     }
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
@@ -76,7 +75,7 @@ def render_template(fn: FunctionModel) -> dict[str, Any]:
 def to_yaml(template: dict[str, Any]) -> str:
     import yaml
 
-    return yaml.safe_dump(template, sort_keys=False, default_flow_style=False, width=120)
+    return str(yaml.safe_dump(template, sort_keys=False, default_flow_style=False, width=120))
 
 
 def render_samconfig(stack_name: str) -> str:

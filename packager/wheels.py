@@ -74,9 +74,19 @@ def _download(requirements: tuple[str, ...], python: str, arch: Arch, target: Pa
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     command = [
-        sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-        "--only-binary=:all:", "--implementation", "cp", "--python-version", python,
-        "--dest", str(staging),
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--only-binary=:all:",
+        "--implementation",
+        "cp",
+        "--python-version",
+        python,
+        "--dest",
+        str(staging),
     ]
     for platform in _PLATFORMS[arch]:
         command += ["--platform", platform]

@@ -23,6 +23,7 @@ SEED = 0
 
 class DigitsCNN(nn.Module):
     labels = LABELS
+    output_names = ("logits",)
 
     def __init__(self, width: int = 32) -> None:
         super().__init__()

@@ -37,6 +37,7 @@ class Int8Static(Transform):
 
     def apply(self, source: Path, target: Path, ctx: RecipeContext) -> None:
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
         prepared = _prepare(source, target)
         quantize_static(
             str(prepared),

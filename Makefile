@@ -1,0 +1,56 @@
+# make demo   sets everything up, packs the digits example, serves it on 127.0.0.1:3000, calls it, stops
+# make test   sets everything up (venv, Docker + SAM emulation) and runs every test tier
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+EMULATION ?= ../shared/lambda-emulation
+# The offline SAM harness provides only the python3.11 Lambda base image; real deploys default to 3.12.
+export LAMBDAFIT_PYTHON ?= 3.11
+DIGITS := examples/digits
+
+.PHONY: venv emulation digits demo test lint unit functional integration bench clean
+
+$(VENV)/.installed: pyproject.toml handlers/requirements.txt requirements/constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip 2>&1 | grep -v 'is ignored' || true
+	$(BIN)/pip install -q torch==2.13.0 2>&1 | grep -v 'is ignored' || true
+	$(BIN)/pip install -q -c requirements/constraints.txt -e '.[dev]' 2>&1 | grep -v 'is ignored' || true
+	$(BIN)/python -c 'import torch, onnxruntime, packager, handlers, samcli, moto'
+	touch $@
+
+venv: $(VENV)/.installed
+
+emulation: venv
+	PYTHON=$(BIN)/python bash $(EMULATION)/setup.sh
+
+$(DIGITS)/eval.npz $(DIGITS)/train.npz $(DIGITS)/weights.pt &: $(DIGITS)/model.py | venv
+	$(BIN)/python $(DIGITS)/model.py
+
+digits: $(DIGITS)/eval.npz
+
+demo: venv digits
+	bash $(DIGITS)/demo.sh
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+unit: venv
+	$(BIN)/pytest -q tests/unit
+
+functional: venv digits
+	$(BIN)/pytest -q tests/functional
+
+integration: venv digits emulation
+	$(BIN)/pytest -q tests/integration
+
+test: venv digits emulation lint
+	$(BIN)/pytest -q tests/unit tests/functional tests/integration
+
+bench: venv digits
+	$(BIN)/python bench/compression.py
+
+clean:
+	rm -rf build .aws-sam .pytest_cache .mypy_cache .ruff_cache

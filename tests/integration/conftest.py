@@ -1,0 +1,54 @@
+"""The Docker + AWS SAM CLI tier, through ../shared/lambda-emulation (offline, host network only).
+
+`make test` runs its setup.sh first. Without it these tests fail, loudly: they are part of the suite.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+EMULATION = Path(os.environ.get("LAMBDA_EMULATION_DIR") or ROOT.parent / "shared" / "lambda-emulation")
+
+
+def _offline_env() -> dict[str, str]:
+    script = f"source {EMULATION / 'env.sh'} && env -0"
+    raw = subprocess.run(["bash", "-c", script], capture_output=True, check=True).stdout
+    return dict(item.split("=", 1) for item in raw.decode().split("\0") if "=" in item)
+
+
+class Sam:
+    def __init__(self) -> None:
+        if not (EMULATION / "sam-hostnet").is_file():
+            pytest.fail(f"no SAM emulation harness at {EMULATION}: set LAMBDA_EMULATION_DIR")
+        if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode != 0:
+            pytest.fail(f"Docker is not running: run PYTHON=.venv/bin/python bash {EMULATION}/setup.sh")
+        self.env = _offline_env()
+
+    def run(self, *args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, str(EMULATION / "sam-hostnet"), *args]
+        return subprocess.run(
+            command, cwd=cwd, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+
+
+@pytest.fixture(scope="session")
+def sam() -> Sam:
+    return Sam()
+
+
+@pytest.fixture(scope="session")
+def built_bundle(sam: Sam, digits_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The digits bundle after a real `sam build` (of its image, offline from vendored wheels)."""
+    work = tmp_path_factory.mktemp("sam") / "digits"
+    shutil.copytree(digits_bundle, work)
+    result = sam.run("build", "-t", "template.yaml", cwd=work)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return work

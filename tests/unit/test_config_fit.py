@@ -1,0 +1,88 @@
+"""Budgets, settings and the choice among measured candidates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from packager.config import Budget, Objective, PackConfig, resolve
+from packager.errors import LambdafitError, NoFitError
+from packager.fit import Candidate, choose
+from packager.measure import Measurement, QualityKind
+
+
+@pytest.mark.parametrize(
+    ("text", "limit"),
+    [
+        ("zip", 262_144_000),
+        ("zip-upload", 52_428_800),
+        ("image", 10_737_418_240),
+        ("80MB", 80_000_000),
+        ("1.5GB", 1_500_000_000),
+        ("100MiB", 104_857_600),
+        ("512", 512),
+    ],
+)
+def test_budget_parse(text: str, limit: int) -> None:
+    assert Budget.parse(text).limit_bytes == limit
+
+
+@pytest.mark.parametrize("text", ["", "big", "-1MB", "0", "12 parsecs"])
+def test_budget_parse_refuses_nonsense(text: str) -> None:
+    with pytest.raises(LambdafitError, match="budget"):
+        Budget.parse(text)
+
+
+def test_settings_resolve_argument_then_environment_then_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAMBDAFIT_X", "env")
+    assert resolve("arg", "LAMBDAFIT_X", "default") == "arg"
+    assert resolve(None, "LAMBDAFIT_X", "default") == "env"
+    monkeypatch.delenv("LAMBDAFIT_X")
+    assert resolve(None, "LAMBDAFIT_X", "default") == "default"
+
+
+def test_pack_config_validates_names_and_drop() -> None:
+    with pytest.raises(LambdafitError, match="must start with a letter"):
+        PackConfig(model="m.onnx", name="bad name")
+    with pytest.raises(LambdafitError, match="max-drop"):
+        PackConfig(model="m.onnx", name="ok", max_drop=5)
+    assert PackConfig(model="m.onnx", name="ok", output_dir=Path("out")).bundle_dir == Path("out/ok")
+
+
+def m(size: int, quality: float, p50: float) -> Measurement:
+    return Measurement(size, size, quality, QualityKind.ACCURACY, 1.0, p50, p50, p50)
+
+
+def cand(name: str, size: int, quality: float, p50: float, fixed: int = 100) -> Candidate:
+    return Candidate(name, Path(name), m(size, quality, p50), fixed + size)
+
+
+def test_choose_prefers_fast_then_small_within_drop_and_budget() -> None:
+    base = cand("fp32", 400, 0.98, 1.0)
+    cands = [
+        base,
+        cand("small-but-slow", 100, 0.98, 3.0),
+        cand("lossy", 90, 0.90, 0.5),
+        cand("good", 110, 0.975, 1.02),
+    ]
+    result = choose(cands, base.measurement, budget_bytes=10_000, max_drop=0.01, objective=Objective.LATENCY)  # type: ignore[arg-type]
+    assert result.chosen.recipe == "good"
+    reasons = {v.candidate.recipe: v.reason for v in result.verdicts}
+    assert reasons["small-but-slow"] == "3.00x slower than fp32"
+    assert reasons["lossy"].startswith("drop 8.00 pts")
+
+
+def test_choose_by_size_and_budget() -> None:
+    base = cand("fp32", 400, 0.98, 1.0)
+    cands = [base, cand("int8", 100, 0.98, 1.05)]
+    result = choose(cands, base.measurement, budget_bytes=300, max_drop=0.01, objective=Objective.SIZE)  # type: ignore[arg-type]
+    assert result.chosen.recipe == "int8"
+    assert result.verdicts[0].reason == "over budget by 0.0 MB"
+
+
+def test_nothing_fits_names_the_closest_candidate() -> None:
+    base = cand("fp32", 400, 0.98, 1.0)
+    cands = [base, cand("int8", 100, 0.95, 1.0)]
+    with pytest.raises(NoFitError, match=r"closest is int8 \(drop 3.00 pts > 1.00 allowed\)"):
+        choose(cands, base.measurement, budget_bytes=250, max_drop=0.01, objective=Objective.LATENCY)  # type: ignore[arg-type]

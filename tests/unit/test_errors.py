@@ -1,0 +1,69 @@
+"""Error mapping: each failure becomes its status, a machine code and a message, never a traceback."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from handlers.app import ApiKind, create_app
+from handlers.errors import (
+    BadRequestError,
+    MethodNotAllowedError,
+    ModelNotReadyError,
+    NotFoundError,
+    PayloadTooLargeError,
+    ServiceError,
+    UnsupportedMediaTypeError,
+)
+from handlers.runtime import Service
+from tests.conftest import load_event
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "code"),
+    [
+        (BadRequestError("m"), 400, "bad_request"),
+        (NotFoundError("m"), 404, "not_found"),
+        (MethodNotAllowedError("m"), 405, "method_not_allowed"),
+        (PayloadTooLargeError("m"), 413, "payload_too_large"),
+        (UnsupportedMediaTypeError("m"), 415, "unsupported_media_type"),
+        (ModelNotReadyError("m"), 503, "model_not_ready"),
+        (ServiceError("m"), 500, "internal_error"),
+        (BadRequestError("m", code="wrong_shape"), 400, "wrong_shape"),
+    ],
+)
+def test_error_classes_carry_status_and_code(error: ServiceError, status: int, code: str) -> None:
+    assert error.status == status
+    assert error.to_body() == {"error": "m", "code": code}
+
+
+class Context:
+    function_name = "test"
+    memory_limit_in_mb = 128
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test"
+    aws_request_id = "req"
+
+
+def call(service: Service, event_name: str) -> tuple[int, dict[str, str]]:
+    app = create_app(service, ApiKind.REST)
+    result = app.resolve(load_event(event_name), Context())
+    return result["statusCode"], json.loads(result["body"])
+
+
+def test_a_model_that_failed_to_load_answers_503_with_the_reason() -> None:
+    status, body = call(Service(failure="sha256 mismatch"), "predict-rest.json")
+    assert status == 503
+    assert body == {"error": "the model is not loaded: sha256 mismatch", "code": "model_not_ready"}
+
+
+def test_health_stays_up_and_says_the_model_is_not_ready() -> None:
+    status, body = call(Service(failure="x"), "health-rest.json")
+    assert (status, body) == (200, {"status": "ok", "model_ready": False})
+
+
+def test_routing_errors_without_a_model() -> None:
+    assert call(Service(failure="x"), "unknown-route-rest.json")[0] == 404
+    status, body = call(Service(failure="x"), "wrong-method-rest.json")
+    assert status == 405
+    assert "use POST" in body["error"]
