@@ -15,8 +15,10 @@ from handlers.manifest import MANIFEST_NAME, Manifest
 from packager.config import Arch
 from packager.errors import BundleError
 from packager.events import rest_event
+from packager.fit import FitResult
+from packager.plot import plot
 from packager.template import FunctionModel, render_samconfig, render_template, to_yaml
-from packager.wheels import WheelSet
+from packager.wheels import WheelSet, slim_command
 
 FUNCTION_DIR = "function"
 MODEL_FILE = "model.onnx"
@@ -29,7 +31,8 @@ COPY requirements.txt /tmp/wheels/
 COPY wheels/ /tmp/wheels/
 RUN python3 -m pip install --no-index --no-cache-dir --no-compile --find-links /tmp/wheels \\
         --target "${{LAMBDA_TASK_ROOT}}" -r /tmp/wheels/requirements.txt \\
- && rm -rf /tmp/wheels
+ && rm -rf /tmp/wheels \\
+ && {slim}
 COPY handlers/ ${{LAMBDA_TASK_ROOT}}/handlers/
 COPY model/ ${{LAMBDA_TASK_ROOT}}/model/
 CMD ["{handler}"]
@@ -48,6 +51,7 @@ class BundleSpec:
     sample_inputs: Any
     report_json: dict[str, Any]
     report_md: str
+    result: FitResult | None = None
 
 
 def handler_files() -> list[Path]:
@@ -116,7 +120,10 @@ def _fill(spec: BundleSpec, root: Path) -> None:
     for wheel in spec.wheels.wheels:
         shutil.copyfile(wheel, function / "wheels" / wheel.name)
     (function / "requirements.txt").write_text("\n".join(spec.wheels.requirements) + "\n", encoding="utf-8")
-    (function / "Dockerfile").write_text(DOCKERFILE.format(python=spec.python, handler=HANDLER), encoding="utf-8")
+    (function / "Dockerfile").write_text(
+        DOCKERFILE.format(python=spec.python, handler=HANDLER, slim=slim_command("${LAMBDA_TASK_ROOT}")),
+        encoding="utf-8",
+    )
 
     fn = FunctionModel(
         name=spec.name,
@@ -143,3 +150,5 @@ def _fill(spec: BundleSpec, root: Path) -> None:
 
     (root / "report.json").write_text(json.dumps(spec.report_json, indent=2) + "\n", encoding="utf-8")
     (root / "report.md").write_text(spec.report_md, encoding="utf-8")
+    if spec.result is not None:
+        plot(spec.result, root / "report.png")

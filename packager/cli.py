@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -10,13 +11,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from packager.config import DEFAULT_PYTHON, Arch, Budget, Objective, PackConfig, resolve
+from packager.config import DEFAULT_PYTHON, Arch, Budget, Objective, PackageType, PackConfig, resolve
 from packager.errors import LambdafitError
+from packager.recipes.base import CalibrationMethod
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Fit a model into AWS Lambda and serve it.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Fit a model into AWS Lambda and serve it.",
+)
 out = Console()
 if not out.is_terminal:
-    out = Console(width=160)
+    out = Console(width=200)
 err = Console(stderr=True)
 
 
@@ -49,6 +56,17 @@ def pack(
     wheels: Annotated[
         Path | None, typer.Option(help="folder of pre-downloaded runtime wheels (offline packing)")
     ] = None,
+    train: Annotated[
+        Path | None, typer.Option(help=".npz of inputs for distillation after pruning (no labels needed)")
+    ] = None,
+    student: Annotated[
+        str | None, typer.Option(help="a smaller torch factory file.py:function to distill into")
+    ] = None,
+    calibration_method: Annotated[
+        CalibrationMethod, typer.Option(help="static int8 calibration")
+    ] = CalibrationMethod.MINMAX,
+    package: Annotated[PackageType, typer.Option(help="Lambda package type")] = PackageType.IMAGE,
+    allow_slower: Annotated[bool, typer.Option(help="let a candidate slower than fp32 be chosen")] = False,
     force: Annotated[bool, typer.Option(help="replace an existing bundle of the same name")] = False,
 ) -> None:
     """Export, optimize and measure MODEL, choose the best candidate that fits, write a SAM bundle."""
@@ -71,21 +89,32 @@ def pack(
             labels=tuple(label.strip() for label in labels.split(",")) if labels else (),
             force=force,
             wheel_dir=wheels,
+            train_data=train,
+            student=student,
+            calibration_method=calibration_method.value,
+            package_type=package,
+            allow_slower=allow_slower,
         )
         with err.status("packing") as status:
             result = run_pack(config, progress=lambda message: status.update(message))
     except LambdafitError as error:
         _fail(error)
         return
-    table = Table(title=f"candidates for {name} (quality: {result.fit.baseline.quality_kind.value})")
+    table = Table(title=f"candidates for {name} (quality: {result.fit.baseline.quality_kind})")
     for column in COLUMNS:
-        table.add_column(column, justify="left" if column in ("recipe", "verdict") else "right")
+        text = column in ("recipe", "verdict")
+        table.add_column(column, justify="left" if text else "right", no_wrap=column == "recipe")
     for row in rows(result.fit, result.budget_bytes):
         table.add_row(*row, style="bold green" if row[-1] == "CHOSEN" else None)
     out.print(table)
     for note in result.notes:
         out.print(f"note: {note}", highlight=False)
     out.print(f"chose [bold]{result.fit.chosen.recipe}[/]: {result.fit.why}", highlight=False)
+    out.print(
+        f"memory {result.cost.memory_mb} MB, about ${result.cost.usd_per_million:.2f} per million requests "
+        f"({result.cost.assumptions})",
+        highlight=False,
+    )
     out.print(f"wrote {result.bundle}  (next: lambdafit serve {result.bundle})", highlight=False)
 
 
@@ -120,3 +149,13 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as error:
+        if os.environ.get("LAMBDAFIT_DEBUG"):
+            raise
+        err.print(
+            f"[bold red]internal error:[/] {type(error).__name__}: {error} "
+            "(a lambdafit bug: rerun with LAMBDAFIT_DEBUG=1 for the traceback and report it)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(1)

@@ -88,6 +88,10 @@ class PackConfig:
     labels: tuple[str, ...] = ()
     force: bool = False
     wheel_dir: Path | None = None
+    train_data: Path | None = None
+    student: str | None = None
+    calibration_method: str = "minmax"
+    allow_slower: bool = False
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,62}", self.name):

@@ -22,11 +22,13 @@ class Candidate:
     measurement: Measurement | None
     package_bytes: int
     error: str | None = None
+    parameters: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "recipe": self.recipe,
             "package_bytes": self.package_bytes,
+            "parameters": self.parameters,
             "error": self.error,
             "metrics": self.measurement.to_dict() if self.measurement else None,
         }

@@ -1,12 +1,14 @@
-"""Measure a candidate the way the handler will run it: size, quality, latency, load time."""
+"""Measure a candidate the way the handler runs it: size, quality, latency, cold load, peak memory."""
 
 from __future__ import annotations
 
-import io
+import json
+import subprocess
+import sys
+import tempfile
 import time
 import zipfile
 from dataclasses import asdict, dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +16,15 @@ import numpy as np
 
 from handlers.runtime import session_options
 from packager.data import Dataset
+from packager.errors import LambdafitError
+from packager.quality import Metric
 
-EVAL_BATCH = 64
-LATENCY_WARMUP = 10
-LATENCY_RUNS = 100
-
-
-class QualityKind(StrEnum):
-    ACCURACY = "accuracy"
-    AGREEMENT = "top-1 agreement with fp32"
-    RELATIVE = "1 - relative error against fp32"
+EVAL_BATCH = 32
+LATENCY_WARMUP = 3
+LATENCY_MIN_RUNS = 5
+LATENCY_MAX_RUNS = 100
+LATENCY_SECONDS = 2.0
+"""Per batch size: up to 100 timed runs, fewer when a run is slow, so big models stay measurable."""
 
 
 @dataclass(frozen=True)
@@ -31,97 +32,97 @@ class Measurement:
     size_bytes: int
     compressed_bytes: int
     quality: float
-    quality_kind: QualityKind
-    load_ms: float
+    quality_kind: str
     p50_ms: float
     p95_ms: float
     p50_batch8_ms: float
+    p95_batch8_ms: float
+    init_ms: float
+    """Cold start of the model in a fresh process: onnxruntime session creation plus the first run."""
+    peak_rss_mb: float
+    """Peak resident memory of that process: Python, numpy, onnxruntime, the session and one batch."""
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["quality_kind"] = self.quality_kind.value
-        return data
+        return asdict(self)
 
 
-def open_session(path: Path) -> tuple[Any, float]:
+def open_session(path: Path) -> Any:
     import onnxruntime
 
-    start = time.perf_counter()
-    session = onnxruntime.InferenceSession(
-        str(path), sess_options=session_options(), providers=["CPUExecutionProvider"]
-    )
-    return session, (time.perf_counter() - start) * 1000
+    return onnxruntime.InferenceSession(str(path), sess_options=session_options(), providers=["CPUExecutionProvider"])
 
 
 def predict(session: Any, data: Dataset) -> list[np.ndarray]:
     """All outputs of the model over the whole dataset, batch by batch."""
-    parts: list[list[np.ndarray]] = []
-    for batch in data.batches(EVAL_BATCH):
-        parts.append(session.run(None, batch))
+    parts: list[list[np.ndarray]] = [session.run(None, batch) for batch in data.batches(EVAL_BATCH)]
     return [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
 
 
-def is_classifier(outputs: list[np.ndarray], labels: np.ndarray | None) -> bool:
-    first = outputs[0]
-    if labels is not None and labels.dtype.kind in "iu" and labels.ndim == 1:
-        return first.ndim == 2 and first.shape[1] > 1
-    return first.ndim == 2 and first.shape[1] > 1 and first.dtype.kind == "f"
+def feed(data: Dataset, batch: int) -> dict[str, np.ndarray]:
+    rows = {k: np.ascontiguousarray(v[:batch]) for k, v in data.inputs.items()}
+    if len(next(iter(rows.values()))) < batch:
+        rows = {k: np.resize(v, (batch, *v.shape[1:])) for k, v in rows.items()}
+    return rows
 
 
-def quality(
-    outputs: list[np.ndarray], data: Dataset, reference: list[np.ndarray], classifier: bool
-) -> tuple[float, QualityKind]:
-    """Accuracy where labels exist; otherwise how closely the candidate follows the fp32 model."""
-    first = outputs[0]
-    if classifier and data.labels is not None:
-        return float(np.mean(first.argmax(axis=1) == data.labels)), QualityKind.ACCURACY
-    if classifier:
-        return float(np.mean(first.argmax(axis=1) == reference[0].argmax(axis=1))), QualityKind.AGREEMENT
-    errors = []
-    for got, want in zip(outputs, reference, strict=True):
-        got64, want64 = got.astype(np.float64).ravel(), want.astype(np.float64).ravel()
-        errors.append(np.linalg.norm(got64 - want64) / max(float(np.linalg.norm(want64)), 1e-12))
-    return float(1.0 - max(errors)), QualityKind.RELATIVE
-
-
-def latency(session: Any, data: Dataset, batch: int, runs: int = LATENCY_RUNS) -> tuple[float, float]:
-    """p50 and p95 in milliseconds of `session.run` on real rows, after a warm-up."""
-    feed = {k: np.ascontiguousarray(v[:batch]) for k, v in data.inputs.items()}
-    if len(next(iter(feed.values()))) < batch:
-        feed = {k: np.resize(v, (batch, *v.shape[1:])) for k, v in feed.items()}
+def time_calls(call: Any, *, seconds: float = LATENCY_SECONDS) -> tuple[float, float]:
+    """p50 and p95 in milliseconds of `call()`, after a warm-up."""
     for _ in range(LATENCY_WARMUP):
-        session.run(None, feed)
-    times = []
-    for _ in range(runs):
+        call()
+    times: list[float] = []
+    deadline = time.perf_counter() + seconds
+    while len(times) < LATENCY_MAX_RUNS and (len(times) < LATENCY_MIN_RUNS or time.perf_counter() < deadline):
         start = time.perf_counter()
-        session.run(None, feed)
+        call()
         times.append((time.perf_counter() - start) * 1000)
     return float(np.percentile(times, 50)), float(np.percentile(times, 95))
 
 
+def latency(session: Any, data: Dataset, batch: int) -> tuple[float, float]:
+    rows = feed(data, batch)
+    return time_calls(lambda: session.run(None, rows))
+
+
 def compressed_size(path: Path) -> int:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.write(path, arcname=path.name)
-    return buffer.tell()
+    with tempfile.TemporaryFile() as handle:
+        with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.write(path, arcname=path.name)
+        return handle.tell()
 
 
-def measure(
-    path: Path, data: Dataset, reference: list[np.ndarray] | None, classifier: bool
-) -> tuple[Measurement, list[np.ndarray]]:
-    session, load_ms = open_session(path)
+def cold_start(path: Path, data: Dataset) -> dict[str, float]:
+    """Load and run the model once in a fresh interpreter (packager.probe) and read its numbers."""
+    with tempfile.TemporaryDirectory(prefix="lambdafit-probe-") as tmp:
+        feed_path = Path(tmp) / "feed.npz"
+        np.savez(feed_path, **feed(data, 1))  # type: ignore[arg-type]
+        result = subprocess.run(
+            [sys.executable, "-m", "packager.probe", str(path), str(feed_path)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+    if result.returncode != 0:
+        raise LambdafitError(f"the model failed in a fresh onnxruntime process: {result.stderr.strip()[-300:]}")
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def measure(path: Path, data: Dataset, reference: list[np.ndarray], metric: Metric) -> Measurement:
+    session = open_session(path)
     outputs = predict(session, data)
-    score, kind = quality(outputs, data, reference if reference is not None else outputs, classifier)
     p50, p95 = latency(session, data, batch=1)
-    p50_8, _ = latency(session, data, batch=8, runs=LATENCY_RUNS // 2)
-    measurement = Measurement(
+    p50_8, p95_8 = latency(session, data, batch=8)
+    del session
+    probe = cold_start(path, data)
+    return Measurement(
         size_bytes=path.stat().st_size,
         compressed_bytes=compressed_size(path),
-        quality=score,
-        quality_kind=kind,
-        load_ms=load_ms,
+        quality=metric.score(outputs, reference, data.labels),
+        quality_kind=metric.kind,
         p50_ms=p50,
         p95_ms=p95,
         p50_batch8_ms=p50_8,
+        p95_batch8_ms=p95_8,
+        init_ms=probe["session_ms"] + probe["first_run_ms"],
+        peak_rss_mb=probe["peak_rss_mb"],
     )
-    return measurement, outputs

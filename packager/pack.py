@@ -2,30 +2,35 @@
 
 from __future__ import annotations
 
-import math
 import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from handlers.manifest import Manifest, TensorSpec, sha256_file
 from packager import recipes
 from packager.bundle import MODEL_FILE, BundleSpec, check_target, handler_code_bytes, write_bundle
-from packager.config import PackConfig
+from packager.config import PackageType, PackConfig
+from packager.cost import CostEstimate, estimate
 from packager.data import Dataset, load_dataset, synthetic_dataset
-from packager.errors import LambdafitError
+from packager.errors import LambdafitError, RecipeError
 from packager.export import export_torch
 from packager.fit import Candidate, FitResult, choose
-from packager.load import OnnxModel, load_model
-from packager.measure import is_classifier, measure, open_session, predict
+from packager.load import OnnxModel, TorchModel, load_factory, load_model
+from packager.measure import measure, open_session, predict
+from packager.quality import Metric, is_classifier, pick_metric
+from packager.recipes.auto import auto_recipes
 from packager.report import to_json, to_markdown
-from packager.signature import read_signature
+from packager.signature import count_parameters, ctc_charset, read_metadata, read_signature
 from packager.wheels import glibc_warning, vendor_wheels
 
 Progress = Callable[[str], None]
+BASE_IMAGE_BYTES = 600_000_000
+"""About what public.ecr.aws/lambda/python adds to an image (OS, Python, runtime client)."""
 
 
 @dataclass(frozen=True)
@@ -36,10 +41,39 @@ class PackResult:
     parts: dict[str, int]
     notes: list[str]
     export_max_abs_diff: float | None
+    cost: CostEstimate
 
 
 def _quiet(_: str) -> None:
     return None
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    eval: Dataset
+    calibration: Dataset
+    train: Dataset | None
+
+
+def _datasets(config: PackConfig, inputs: tuple[TensorSpec, ...], notes: list[str]) -> _Inputs:
+    eval_data = load_dataset(config.eval_data, inputs) if config.eval_data else None
+    calibration = load_dataset(config.calibration_data, inputs) if config.calibration_data else None
+    train = load_dataset(config.train_data, inputs) if config.train_data else None
+    if eval_data is None:
+        eval_data = calibration or train or synthetic_dataset(inputs)
+        notes.append(
+            f"no --eval data: quality is fidelity to fp32 on {eval_data.source}"
+            + (
+                ", which says little about real inputs"
+                if eval_data.labels is None and not config.calibration_data
+                else ""
+            )
+        )
+    if calibration is None:
+        calibration = train or eval_data
+        if config.eval_data and train is None:
+            notes.append("no --calibration data: calibrated on the --eval inputs, so static-int8 quality is optimistic")
+    return _Inputs(eval=eval_data, calibration=calibration, train=train)
 
 
 def pack(config: PackConfig, progress: Progress = _quiet) -> PackResult:
@@ -49,6 +83,7 @@ def pack(config: PackConfig, progress: Progress = _quiet) -> PackResult:
         work = Path(tmp)
         progress(f"loading {config.model}")
         loaded = load_model(config.model)
+        student = load_factory(*_split_factory(config.student)) if config.student else None
         baseline_path = work / "fp32.onnx"
         diff = None
         if isinstance(loaded, OnnxModel):
@@ -58,31 +93,32 @@ def pack(config: PackConfig, progress: Progress = _quiet) -> PackResult:
             diff = export_torch(loaded, baseline_path).max_abs_diff
             notes.append(f"torch -> ONNX parity: max abs difference {diff:.3g} at batch 3")
         inputs, outputs = read_signature(baseline_path)
-
-        eval_data = load_dataset(config.eval_data, inputs) if config.eval_data else None
-        calibration = load_dataset(config.calibration_data, inputs) if config.calibration_data else None
-        if eval_data is None:
-            eval_data = calibration or synthetic_dataset(inputs)
-            notes.append(
-                f"no --eval data: quality is fidelity to fp32 on {eval_data.source}"
-                + (", which says little about accuracy on real inputs" if calibration is None else "")
-            )
-        if calibration is None:
-            calibration = eval_data
-            if config.eval_data:
-                notes.append(
-                    "no --calibration data: calibrated on the --eval inputs, so static-int8 accuracy is optimistic"
-                )
+        data = _datasets(config, inputs, notes)
 
         progress(f"vendoring runtime wheels for python{config.python} {config.arch.value}")
         wheels = vendor_wheels(config.python, config.arch, config.wheel_dir)
         if warning := glibc_warning(wheels, config.python):
             notes.append(warning)
         fixed = wheels.installed_bytes + handler_code_bytes()
+        if config.package_type is PackageType.IMAGE:
+            fixed += BASE_IMAGE_BYTES
 
-        candidates, reference, classifier = _candidates(
-            config, baseline_path, eval_data, calibration, fixed, work, progress
+        progress("running fp32 for reference outputs")
+        try:
+            reference = predict(open_session(baseline_path), data.eval)
+        except Exception as exc:
+            raise LambdafitError(f"onnxruntime cannot run the model: {str(exc).splitlines()[0]}") from exc
+        metric = pick_metric(reference, data.eval.labels, ctc_charset(read_metadata(baseline_path)))
+        ctx = recipes.RecipeContext(
+            work_dir=work,
+            calibration=data.calibration,
+            calibration_method=recipes.CalibrationMethod(config.calibration_method),
+            torch_model=loaded if isinstance(loaded, TorchModel) else None,
+            train=data.train,
+            student=student,
         )
+        plan = _plan(config, baseline_path, ctx)
+        candidates = _candidates(plan, baseline_path, ctx, data.eval, reference, metric, fixed, progress)
         baseline = candidates[0].measurement
         if baseline is None:
             raise LambdafitError(f"the fp32 model itself cannot run in onnxruntime: {candidates[0].error}")
@@ -92,15 +128,16 @@ def pack(config: PackConfig, progress: Progress = _quiet) -> PackResult:
             budget_bytes=config.budget.limit_bytes,
             max_drop=config.max_drop,
             objective=config.objective,
+            allow_slower=config.allow_slower,
         )
         chosen = result.chosen
         assert chosen.path is not None and chosen.measurement is not None
-        parts = {
-            "runtime wheels": wheels.installed_bytes,
-            "handler code": handler_code_bytes(),
-            "model": chosen.measurement.size_bytes,
-        }
-        labels = config.labels or loaded.labels
+        parts = {f"runtime wheels: {name}": size for name, size in wheels.sizes().items()}
+        parts["handler code"] = handler_code_bytes()
+        parts["model"] = chosen.measurement.size_bytes
+        if config.package_type is PackageType.IMAGE:
+            parts["base image (estimate)"] = BASE_IMAGE_BYTES
+        cost = estimate(chosen.measurement.peak_rss_mb, chosen.measurement.p50_ms, config.arch)
         manifest = Manifest(
             name=config.name,
             version=sha256_file(chosen.path)[:12],
@@ -108,13 +145,19 @@ def pack(config: PackConfig, progress: Progress = _quiet) -> PackResult:
             sha256=sha256_file(chosen.path),
             inputs=inputs,
             outputs=outputs,
-            task="classification" if classifier else "generic",
-            labels=tuple(labels),
+            task="classification" if is_classifier(metric) else "generic",
+            labels=tuple(config.labels or loaded.labels),
             recipe=chosen.recipe,
             metrics=chosen.measurement.to_dict() | {"baseline": baseline.to_dict()},
-            runtime={"memory_mb": memory_recommendation(chosen.measurement.size_bytes)},
+            runtime={"memory_mb": cost.memory_mb},
         )
-        budget = {"name": config.budget.name, "limit_bytes": config.budget.limit_bytes}
+        budget = {
+            "name": config.budget.name,
+            "limit_bytes": config.budget.limit_bytes,
+            "package": config.package_type.value,
+        }
+        report: dict[str, Any] = to_json(result, budget=budget, parts=parts, notes=notes)
+        report |= {"export_max_abs_diff": diff, "cost": cost.to_dict(), "eval_rows": len(data.eval)}
         progress(f"writing {config.bundle_dir}")
         write_bundle(
             BundleSpec(
@@ -124,56 +167,66 @@ def pack(config: PackConfig, progress: Progress = _quiet) -> PackResult:
                 wheels=wheels,
                 python=config.python,
                 arch=config.arch,
-                memory_mb=manifest.runtime["memory_mb"],
-                sample_inputs=_sample(eval_data, inputs),
-                report_json=to_json(result, budget=budget, parts=parts, notes=notes)
-                | {"export_max_abs_diff": diff, "reference_rows": len(reference[0])},
-                report_md=to_markdown(config.name, result, config.budget.limit_bytes, parts, notes),
+                memory_mb=cost.memory_mb,
+                sample_inputs=_sample(data.eval, inputs),
+                report_json=report,
+                report_md=to_markdown(config.name, result, config.budget.limit_bytes, parts, notes, cost),
+                result=result,
             ),
             config.bundle_dir,
             config.force,
         )
-    return PackResult(config.bundle_dir, result, config.budget.limit_bytes, parts, notes, diff)
+    return PackResult(config.bundle_dir, result, config.budget.limit_bytes, parts, notes, diff, cost)
+
+
+def _split_factory(spec: str) -> tuple[Path, str]:
+    path, sep, function = spec.rpartition(":")
+    if not (sep and path.endswith(".py") and function.isidentifier()):
+        raise LambdafitError(f"--student {spec!r} must be a factory path/to/file.py:function")
+    return Path(path), function
+
+
+def _plan(config: PackConfig, baseline_path: Path, ctx: recipes.RecipeContext) -> list[recipes.Recipe]:
+    if config.recipes == ("auto",):
+        names = auto_recipes(
+            baseline_path,
+            torch_model=ctx.torch_model is not None,
+            train_data=ctx.train is not None,
+            student=ctx.student is not None,
+        )
+    else:
+        names = [recipes.BASELINE, *config.recipes]
+    return [recipes.Recipe.parse(name) for name in dict.fromkeys(names)]
 
 
 def _candidates(
-    config: PackConfig,
+    plan: list[recipes.Recipe],
     baseline_path: Path,
+    ctx: recipes.RecipeContext,
     eval_data: Dataset,
-    calibration: Dataset,
+    reference: list[np.ndarray],
+    metric: Metric,
     fixed_bytes: int,
-    work: Path,
     progress: Progress,
-) -> tuple[list[Candidate], list[np.ndarray], bool]:
-    names = list(recipes.AUTO) if config.recipes == ("auto",) else [recipes.BASELINE, *config.recipes]
-    plan = [recipes.Recipe.parse(name) for name in dict.fromkeys(names)]
-    ctx = recipes.RecipeContext(work_dir=work, calibration=calibration)
-    progress("running fp32 for reference outputs")
-    try:
-        reference = predict(open_session(baseline_path)[0], eval_data)
-    except Exception as exc:
-        raise LambdafitError(f"onnxruntime cannot run the model: {str(exc).splitlines()[0]}") from exc
-    classifier = bool(config.labels) or is_classifier(reference, eval_data.labels)
+) -> list[Candidate]:
     candidates: list[Candidate] = []
-    for recipe in plan:
-        progress(f"trying {recipe.name}")
+    for number, recipe in enumerate(plan, start=1):
+        progress(f"[{number}/{len(plan)}] {recipe.name}: transforming and measuring")
         try:
             path = recipe.apply(baseline_path, ctx)
-            measured, _ = measure(path, eval_data, reference, classifier)
-        except LambdafitError as exc:
+            measured = measure(path, eval_data, reference, metric)
+            parameters = count_parameters(path)
+        except (RecipeError, LambdafitError) as exc:
             candidates.append(Candidate(recipe.name, None, None, 0, error=str(exc)))
             continue
         except Exception as exc:
-            candidates.append(Candidate(recipe.name, None, None, 0, error=str(exc).splitlines()[0]))
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            candidates.append(Candidate(recipe.name, None, None, 0, error=first))
             continue
-        candidates.append(Candidate(recipe.name, path, measured, fixed_bytes + measured.size_bytes))
-    return candidates, reference, classifier
-
-
-def memory_recommendation(model_bytes: int) -> int:
-    """An estimate, not a measurement: runtime (~200 MB) plus a few copies of the weights, in 64 MB steps."""
-    estimate = 256 + 4 * model_bytes / 2**20
-    return int(min(10_240, max(512, math.ceil(estimate / 64) * 64)))
+        candidates.append(
+            Candidate(recipe.name, path, measured, fixed_bytes + measured.size_bytes, parameters=parameters)
+        )
+    return candidates
 
 
 def _sample(data: Dataset, specs: tuple[TensorSpec, ...]) -> object:

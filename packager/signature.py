@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from handlers.manifest import Dim, TensorSpec
 from packager.errors import ModelLoadError
 
@@ -42,3 +44,32 @@ def _spec(value: object) -> TensorSpec:
         else:
             shape.append(dim.dim_param or f"d{axis}")
     return TensorSpec(name=name, dtype=_ONNX_TO_NUMPY[tensor.elem_type], shape=tuple(shape))
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    import onnx
+
+    return {prop.key: prop.value for prop in onnx.load(str(path), load_external_data=False).metadata_props}
+
+
+def ctc_charset(metadata: dict[str, str]) -> list[str] | None:
+    """PaddleOCR recognizers carry their alphabet in metadata `character`, one per line, plus space."""
+    text = metadata.get("character")
+    if not text:
+        return None
+    return [*text.splitlines(), " "]
+
+
+def count_parameters(path: Path) -> int:
+    """Elements in the graph's weights (initializers and Constant tensors), whatever their dtype."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    total = sum(int(np.prod(init.dims)) for init in graph.initializer)
+    for node in graph.node:
+        if node.op_type == "Constant":
+            for attribute in node.attribute:
+                if attribute.name == "value":
+                    total += int(numpy_helper.to_array(attribute.t).size)
+    return total

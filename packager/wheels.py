@@ -26,6 +26,28 @@ _PLATFORMS = {
 }
 
 
+SLIM_DIR_NAMES = ("tests", "__pycache__")
+SLIM_SUFFIXES = (".pyi",)
+SLIM_PATHS = ("bin", "onnxruntime/tools", "onnxruntime/transformers", "onnxruntime/quantization", "onnxruntime/backend")
+"""What the runtime never loads: test suites, caches, type stubs, console scripts, and onnxruntime's
+build-time tool folders. Removed from images and zips alike, and left out of every size we report."""
+
+
+def is_slimmed(member: str) -> bool:
+    parts = member.split("/")
+    if any(name in SLIM_DIR_NAMES for name in parts[:-1]) or member.endswith(SLIM_SUFFIXES):
+        return True
+    return any(member == path or member.startswith(path + "/") for path in SLIM_PATHS) or ".data/scripts/" in member
+
+
+def slim_command(root: str) -> str:
+    """The same rules as a shell command, for the Dockerfile."""
+    names = " -o ".join(f"-name {name}" for name in SLIM_DIR_NAMES)
+    suffixes = " -o ".join(f"-name '*{suffix}'" for suffix in SLIM_SUFFIXES)
+    paths = " ".join(f"{root}/{path}" for path in SLIM_PATHS)
+    return f"find {root} -depth \\( {names} -o {suffixes} \\) -exec rm -rf {{}} + && rm -rf {paths}"
+
+
 @dataclass(frozen=True)
 class WheelSet:
     wheels: tuple[Path, ...]
@@ -34,12 +56,18 @@ class WheelSet:
 
     @property
     def installed_bytes(self) -> int:
-        """Uncompressed size of every file the wheels install: what counts against 250 MB."""
-        total = 0
+        """Uncompressed size of what the wheels install, after slimming: what counts against 250 MB."""
+        return sum(self.sizes().values())
+
+    def sizes(self) -> dict[str, int]:
+        """Installed bytes per distribution, after slimming, largest first."""
+        sizes = {}
         for wheel in self.wheels:
             with zipfile.ZipFile(wheel) as archive:
-                total += sum(info.file_size for info in archive.infolist())
-        return total
+                sizes[wheel.name.split("-")[0]] = sum(
+                    info.file_size for info in archive.infolist() if not is_slimmed(info.filename)
+                )
+        return dict(sorted(sizes.items(), key=lambda item: -item[1]))
 
 
 def runtime_requirements() -> tuple[str, ...]:

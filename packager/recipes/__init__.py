@@ -1,19 +1,29 @@
-"""Optimization recipes: each transform is one module registered by name; recipes chain them."""
+"""Optimization recipes: each transform is one module registered by name; recipes chain them with '+'."""
 
-from packager.recipes import quantize, slim
-from packager.recipes.base import BASELINE, TRANSFORMS, Recipe, RecipeContext, Transform, register
-
-AUTO = ("fp32", "slim", "slim+int8-dynamic", "slim+int8-static")
-"""What `--recipes auto` tries, fp32 first: the baseline every other candidate is measured against."""
+from packager.recipes import fp16, int4, prune, quantize, slim
+from packager.recipes.base import (
+    BASELINE,
+    TRANSFORMS,
+    CalibrationMethod,
+    Recipe,
+    RecipeContext,
+    Transform,
+    register,
+    register_factory,
+)
 
 __all__ = [
-    "AUTO",
     "BASELINE",
     "TRANSFORMS",
+    "CalibrationMethod",
     "Recipe",
     "RecipeContext",
     "Transform",
+    "fp16",
+    "int4",
+    "prune",
     "quantize",
     "register",
+    "register_factory",
     "slim",
 ]

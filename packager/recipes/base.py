@@ -3,30 +3,47 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import ClassVar
 
 from packager.data import Dataset
 from packager.errors import RecipeError
+from packager.load import TorchModel
+
+
+class CalibrationMethod(StrEnum):
+    MINMAX = "minmax"
+    ENTROPY = "entropy"
+    PERCENTILE = "percentile"
 
 
 @dataclass(frozen=True)
 class RecipeContext:
     work_dir: Path
     calibration: Dataset
+    calibration_method: CalibrationMethod = CalibrationMethod.MINMAX
+    torch_model: TorchModel | None = None
+    """The user's torch module, when they gave a factory: pruning and distillation start from it."""
+    train: Dataset | None = None
+    """Inputs for distillation (no labels needed); the calibration inputs when absent."""
+    student: TorchModel | None = None
 
 
 class Transform(ABC):
     name: ClassVar[str]
     summary: ClassVar[str]
+    works_on_torch: ClassVar[bool] = False
+    """True for steps that rebuild the torch module (pruning, distillation): they must come first."""
 
     @abstractmethod
     def apply(self, source: Path, target: Path, ctx: RecipeContext) -> None:
         """Read `source`, write the transformed model to `target`."""
 
 
-TRANSFORMS: dict[str, type[Transform]] = {}
+TRANSFORMS: dict[str, Callable[[], Transform]] = {}
 BASELINE = "fp32"
 """The exported (or given) model, untouched: every candidate is measured against it."""
 
@@ -34,6 +51,11 @@ BASELINE = "fp32"
 def register(cls: type[Transform]) -> type[Transform]:
     TRANSFORMS[cls.name] = cls
     return cls
+
+
+def register_factory(name: str, factory: Callable[[], Transform]) -> None:
+    """For parameterised transforms: `prune-0.5` is Prune(ratio=0.5)."""
+    TRANSFORMS[name] = factory
 
 
 @dataclass(frozen=True)
@@ -58,6 +80,9 @@ class Recipe:
                 f"unknown recipe step {', '.join(unknown)}: known steps are {', '.join(sorted(TRANSFORMS))}, "
                 f"chained with '+' (e.g. slim+int8-static), or {BASELINE}"
             )
+        late = [step for step in steps[1:] if TRANSFORMS[step]().works_on_torch]
+        if late:
+            raise RecipeError(f"{', '.join(late)} rebuilds the torch model, so it must be the first step of {text}")
         return cls(steps)
 
     def apply(self, source: Path, ctx: RecipeContext) -> Path:

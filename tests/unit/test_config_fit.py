@@ -9,7 +9,7 @@ import pytest
 from packager.config import Budget, Objective, PackConfig, resolve
 from packager.errors import LambdafitError, NoFitError
 from packager.fit import Candidate, choose
-from packager.measure import Measurement, QualityKind
+from packager.measure import Measurement
 
 
 @pytest.mark.parametrize(
@@ -51,7 +51,7 @@ def test_pack_config_validates_names_and_drop() -> None:
 
 
 def m(size: int, quality: float, p50: float) -> Measurement:
-    return Measurement(size, size, quality, QualityKind.ACCURACY, 1.0, p50, p50, p50)
+    return Measurement(size, size, quality, "accuracy", p50, p50, p50, p50, 10.0, 100.0)
 
 
 def cand(name: str, size: int, quality: float, p50: float, fixed: int = 100) -> Candidate:
