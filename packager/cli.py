@@ -11,8 +11,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from packager.config import DEFAULT_PYTHON, Arch, Budget, Objective, PackageType, PackConfig, resolve
-from packager.errors import LambdafitError
+from packager.config import DEFAULT_PYTHON, Arch, Objective, PackageType, PackConfig, budget_and_package, resolve
+from packager.errors import LambdafitError, NoFitError
+from packager.fit import FitResult
 from packager.recipes.base import CalibrationMethod
 
 app = typer.Typer(
@@ -44,7 +45,9 @@ def pack(
     max_drop: Annotated[
         float, typer.Option(help="largest quality drop allowed, as a fraction (0.01 = 1 point)")
     ] = 0.01,
-    budget: Annotated[str, typer.Option(help="zip, zip-upload, image, or a size such as 80MB")] = "image",
+    budget: Annotated[
+        str | None, typer.Option(help="zip, zip-upload, image, or a size such as 80MB [default: the package's limit]")
+    ] = None,
     arch: Annotated[Arch, typer.Option(help="Lambda architecture")] = Arch.X86_64,
     python: Annotated[
         str | None,
@@ -65,15 +68,17 @@ def pack(
     calibration_method: Annotated[
         CalibrationMethod, typer.Option(help="static int8 calibration")
     ] = CalibrationMethod.MINMAX,
-    package: Annotated[PackageType, typer.Option(help="Lambda package type")] = PackageType.IMAGE,
+    package: Annotated[
+        PackageType | None, typer.Option(help="Lambda package type [default: image, or zip for a zip budget]")
+    ] = None,
     allow_slower: Annotated[bool, typer.Option(help="let a candidate slower than fp32 be chosen")] = False,
     force: Annotated[bool, typer.Option(help="replace an existing bundle of the same name")] = False,
 ) -> None:
     """Export, optimize and measure MODEL, choose the best candidate that fits, write a SAM bundle."""
     from packager.pack import pack as run_pack
-    from packager.report import COLUMNS, rows
 
     try:
+        limit, package_type = budget_and_package(budget, package)
         config = PackConfig(
             model=model,
             name=name,
@@ -81,7 +86,7 @@ def pack(
             eval_data=eval_data,
             calibration_data=calibration,
             max_drop=max_drop,
-            budget=Budget.parse(budget),
+            budget=limit,
             arch=arch,
             python=resolve(python, "LAMBDAFIT_PYTHON", DEFAULT_PYTHON),
             objective=objective,
@@ -92,23 +97,23 @@ def pack(
             train_data=train,
             student=student,
             calibration_method=calibration_method.value,
-            package_type=package,
+            package_type=package_type,
             allow_slower=allow_slower,
         )
         with err.status("packing") as status:
             result = run_pack(config, progress=lambda message: status.update(message))
+    except NoFitError as error:
+        if isinstance(error.result, FitResult):
+            _print_table(name, error.result, config.budget.limit_bytes)
+        _fail(error)
+        return
     except LambdafitError as error:
         _fail(error)
         return
-    table = Table(title=f"candidates for {name} (quality: {result.fit.baseline.quality_kind})")
-    for column in COLUMNS:
-        text = column in ("recipe", "verdict")
-        table.add_column(column, justify="left" if text else "right", no_wrap=column == "recipe")
-    for row in rows(result.fit, result.budget_bytes):
-        table.add_row(*row, style="bold green" if row[-1] == "CHOSEN" else None)
-    out.print(table)
+    _print_table(name, result.fit, result.budget_bytes)
     for note in result.notes:
         out.print(f"note: {note}", highlight=False)
+    assert result.fit.chosen is not None
     out.print(f"chose [bold]{result.fit.chosen.recipe}[/]: {result.fit.why}", highlight=False)
     out.print(
         f"memory {result.cost.memory_mb} MB, about ${result.cost.usd_per_million:.2f} per million requests "
@@ -116,6 +121,18 @@ def pack(
         highlight=False,
     )
     out.print(f"wrote {result.bundle}  (next: lambdafit serve {result.bundle})", highlight=False)
+
+
+def _print_table(name: str, fit: FitResult, budget_bytes: int) -> None:
+    from packager.report import COLUMNS, rows
+
+    table = Table(title=f"candidates for {name} (quality: {fit.baseline.quality_kind})")
+    for column in COLUMNS:
+        text = column in ("recipe", "verdict")
+        table.add_column(column, justify="left" if text else "right", no_wrap=column == "recipe")
+    for row in rows(fit, budget_bytes):
+        table.add_row(*row, style="bold green" if row[-1] == "CHOSEN" else None)
+    out.print(table)
 
 
 @app.command()

@@ -64,6 +64,18 @@ class Budget:
         return cls(text.strip(), size)
 
 
+def budget_and_package(budget: str | None, package: PackageType | None) -> tuple[Budget, PackageType]:
+    """`--budget zip` implies a zip package, `--package zip` a zip budget; image is the default."""
+    if budget is None:
+        kind = package or PackageType.IMAGE
+        return Budget.parse("zip" if kind is PackageType.ZIP else "image"), kind
+    parsed = Budget.parse(budget)
+    implied = PackageType.ZIP if parsed.name in ("zip", "zip-upload") else None
+    if package is not None and implied is not None and package is not implied:
+        raise LambdafitError(f"--budget {budget} is a zip limit but --package is {package.value}: drop one of them")
+    return parsed, package or implied or PackageType.IMAGE
+
+
 def resolve(argument: str | None, env_var: str, default: str) -> str:
     """An explicit argument beats the environment, which beats the default."""
     if argument is not None:

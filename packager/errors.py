@@ -24,7 +24,11 @@ class RecipeError(LambdafitError):
 
 
 class NoFitError(LambdafitError):
-    """No candidate fits the budget within the allowed quality drop."""
+    """No candidate fits the budget within the allowed quality drop; `result` holds what was measured."""
+
+    def __init__(self, message: str, result: object = None) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 class BundleError(LambdafitError):

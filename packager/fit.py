@@ -45,7 +45,7 @@ class Verdict:
 @dataclass(frozen=True)
 class FitResult:
     verdicts: tuple[Verdict, ...]
-    chosen: Candidate
+    chosen: Candidate | None
     why: str
     baseline: Measurement
 
@@ -90,7 +90,8 @@ def choose(
     verdicts = tuple(judge(c, baseline, budget_bytes, max_drop, allow_slower) for c in candidates)
     eligible = [v for v in verdicts if v.eligible]
     if not eligible:
-        raise NoFitError(_explain_miss(verdicts, budget_bytes, max_drop))
+        message = _explain_miss(verdicts, budget_bytes, max_drop)
+        raise NoFitError(message, FitResult(verdicts=verdicts, chosen=None, why=message, baseline=baseline))
     best_p50 = min(v.candidate.measurement.p50_ms for v in eligible if v.candidate.measurement)
     winner = min(eligible, key=lambda v: _key(v, objective, best_p50))
     m = winner.candidate.measurement

@@ -131,7 +131,7 @@ def pack(config: PackConfig, progress: Progress = _quiet) -> PackResult:
             allow_slower=config.allow_slower,
         )
         chosen = result.chosen
-        assert chosen.path is not None and chosen.measurement is not None
+        assert chosen is not None and chosen.path is not None and chosen.measurement is not None
         parts = {f"runtime wheels: {name}": size for name, size in wheels.sizes().items()}
         parts["handler code"] = handler_code_bytes()
         parts["model"] = chosen.measurement.size_bytes
@@ -172,6 +172,7 @@ def pack(config: PackConfig, progress: Progress = _quiet) -> PackResult:
                 report_json=report,
                 report_md=to_markdown(config.name, result, config.budget.limit_bytes, parts, notes, cost),
                 result=result,
+                package_type=config.package_type,
             ),
             config.bundle_dir,
             config.force,

@@ -60,7 +60,7 @@ def _count(n: int) -> str:
 
 def to_json(result: FitResult, *, budget: dict[str, Any], parts: dict[str, int], notes: list[str]) -> dict[str, Any]:
     return {
-        "chosen": result.chosen.recipe,
+        "chosen": result.chosen.recipe if result.chosen else None,
         "why": result.why,
         "quality_kind": result.baseline.quality_kind,
         "budget": budget,
@@ -79,7 +79,7 @@ def to_markdown(
     lines = [
         f"# lambdafit report: {name}",
         "",
-        f"Chosen: **{result.chosen.recipe}** ({result.why}).",
+        f"Chosen: **{result.chosen.recipe if result.chosen else 'nothing'}** ({result.why}).",
         "",
         f"Quality is {result.baseline.quality_kind}. Latency is onnxruntime `run` with the handler's session",
         "settings on the packing machine, median (p50) and p95; b1 and b8 are batch sizes, ratios are against fp32.",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from packager.config import Arch
+from packager.config import Arch, PackageType
 
 LAMBDA_TIMEOUT_S = 29
 """API Gateway REST's integration timeout: a longer function timeout would only hide 504s."""
@@ -20,6 +20,7 @@ class FunctionModel:
     arch: Arch
     memory_mb: int
     timeout_s: int = LAMBDA_TIMEOUT_S
+    package_type: PackageType = PackageType.IMAGE
 
     @property
     def logical_id(self) -> str:
@@ -35,33 +36,42 @@ def render_template(fn: FunctionModel) -> dict[str, Any]:
     events = {
         key: {"Type": "Api", "Properties": {"Path": path, "Method": method}} for key, (path, method) in routes.items()
     }
+    function: dict[str, Any] = {
+        "Type": "AWS::Serverless::Function",
+        "Properties": {
+            "PackageType": "Image" if fn.package_type is PackageType.IMAGE else "Zip",
+            "Architectures": [fn.arch.value],
+            "Environment": {
+                "Variables": {
+                    "LAMBDAFIT_API": "rest",
+                    "POWERTOOLS_SERVICE_NAME": fn.name,
+                    "POWERTOOLS_LOG_LEVEL": "INFO",
+                }
+            },
+            "Events": events,
+        },
+    }
+    if fn.package_type is PackageType.IMAGE:
+        function["Metadata"] = {
+            "DockerContext": fn.code_dir,
+            "Dockerfile": "Dockerfile",
+            "DockerTag": f"python{fn.python}-v1",
+        }
+    else:
+        function["Properties"] |= {
+            "CodeUri": fn.code_dir,
+            "Handler": "handlers.lambda_function.lambda_handler",
+            "Runtime": f"python{fn.python}",
+        }
+        # The folder already holds the vendored, slimmed dependencies; SAM's Python builder would drop
+        # their *.so files, so `sam build` runs the folder's Makefile, which copies it as it is.
+        function["Metadata"] = {"BuildMethod": "makefile"}
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Transform": "AWS::Serverless-2016-10-31",
         "Description": fn.description,
         "Globals": {"Function": {"Timeout": fn.timeout_s, "MemorySize": fn.memory_mb}},
-        "Resources": {
-            fn.logical_id: {
-                "Type": "AWS::Serverless::Function",
-                "Properties": {
-                    "PackageType": "Image",
-                    "Architectures": [fn.arch.value],
-                    "Environment": {
-                        "Variables": {
-                            "LAMBDAFIT_API": "rest",
-                            "POWERTOOLS_SERVICE_NAME": fn.name,
-                            "POWERTOOLS_LOG_LEVEL": "INFO",
-                        }
-                    },
-                    "Events": events,
-                },
-                "Metadata": {
-                    "DockerContext": fn.code_dir,
-                    "Dockerfile": "Dockerfile",
-                    "DockerTag": f"python{fn.python}-v1",
-                },
-            }
-        },
+        "Resources": {fn.logical_id: function},
         "Outputs": {
             "Endpoint": {
                 "Description": "Base URL of the API: POST {Endpoint}predict",

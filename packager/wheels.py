@@ -149,3 +149,39 @@ def glibc_warning(wheels: WheelSet, python: str) -> str | None:
         f"the runtime wheels need glibc {need} but the python{python} Lambda image has "
         f"{'.'.join(map(str, have))}: the bundle runs under a local emulation, not on AWS; pack with --python 3.12"
     )
+
+
+def install_wheels(wheels: WheelSet, target: Path, python: str, arch: Arch) -> None:
+    """Unpack the vendored wheels into a zip function's folder (offline), then slim it."""
+    folder = wheels.wheels[0].parent
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-index",
+        "--find-links",
+        str(folder),
+        "--target",
+        str(target),
+        "--no-compile",
+        "--only-binary=:all:",
+        "--implementation",
+        "cp",
+        "--python-version",
+        python,
+    ]
+    for platform in _PLATFORMS[arch]:
+        command += ["--platform", platform]
+    result = subprocess.run([*command, *wheels.requirements], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise WheelError(f"could not install the runtime wheels into {target}: {result.stderr.strip()[-400:]}")
+    for path in sorted(target.rglob("*"), reverse=True):
+        member = path.relative_to(target).as_posix()
+        if path.exists() and is_slimmed(member + ("/x" if path.is_dir() else "")):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
