@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import time
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 from aws_lambda_powertools.event_handler import (
     APIGatewayHttpResolver,
@@ -15,7 +18,9 @@ from aws_lambda_powertools.event_handler import (
 )
 from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError as _RouteNotFound
+from aws_lambda_powertools.metrics import Metrics, MetricUnit
 
+from handlers import openapi, v2
 from handlers.errors import (
     BadRequestError,
     MethodNotAllowedError,
@@ -29,12 +34,15 @@ from handlers.runtime import Service, decode_inputs, load_service, top_k
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from pathlib import Path
 
+    from handlers.runtime import ModelRuntime
 
 MAX_BODY_BYTES = 6 * 1024 * 1024
 """Lambda's synchronous invoke payload limit, for requests and responses alike."""
 TOP_K = 5
+SERVER_VERSION = "0.1.0"
+
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "lambdafit"))
 
 
 class ApiKind(StrEnum):
@@ -45,87 +53,210 @@ class ApiKind(StrEnum):
     FUNCTION_URL = "url"
 
 
-_RESOLVERS = {
+_RESOLVERS: dict[ApiKind, type[ApiGatewayResolver]] = {
     ApiKind.REST: APIGatewayRestResolver,
     ApiKind.HTTP: APIGatewayHttpResolver,
     ApiKind.FUNCTION_URL: LambdaFunctionUrlResolver,
 }
 
-Resolver = ApiGatewayResolver
+_ROUTES: list[tuple[str, tuple[str, ...]]] = [
+    ("/predict", ("POST",)),
+    ("/health", ("GET",)),
+    ("/openapi.json", ("GET",)),
+    ("/docs", ("GET",)),
+    ("/docs/<asset>", ("GET",)),
+    ("/v2", ("GET",)),
+    ("/v2/health/live", ("GET",)),
+    ("/v2/health/ready", ("GET",)),
+    ("/v2/models/<name>", ("GET",)),
+    ("/v2/models/<name>/ready", ("GET",)),
+    ("/v2/models/<name>/infer", ("POST",)),
+    ("/v2/models/<name>/versions/<version>", ("GET",)),
+    ("/v2/models/<name>/versions/<version>/ready", ("GET",)),
+    ("/v2/models/<name>/versions/<version>/infer", ("POST",)),
+]
+_PATTERNS = [(re.compile("^" + re.sub(r"<\w+>", "[^/]+", path) + "/?$"), methods) for path, methods in _ROUTES]
 
 
-_ROUTES: dict[str, tuple[str, ...]] = {
-    "/predict": ("POST",),
-    "/health": ("GET",),
-}
+def create_app(service: Service, api: ApiKind = ApiKind.REST, static_dir: Path | None = None) -> ApiGatewayResolver:
+    app = _RESOLVERS[api]()
 
-
-def create_app(service: Service, api: ApiKind = ApiKind.REST) -> Resolver:
-    app: Resolver = _RESOLVERS[api]()
+    def runtime_for(name: str, version: str | None = None) -> ModelRuntime:
+        runtime = service.require()
+        if name != runtime.manifest.name:
+            raise NotFoundError(
+                f"no model {name!r}; this endpoint serves {runtime.manifest.name!r}", code="unknown_model"
+            )
+        if version is not None and version != runtime.manifest.version:
+            raise NotFoundError(
+                f"model {name} has no version {version!r}; it is at {runtime.manifest.version!r}",
+                code="unknown_version",
+            )
+        return runtime
 
     @app.get("/health")
     def health() -> dict[str, Any]:
         return {"status": "ok", "model_ready": service.runtime is not None}
 
     @app.post("/predict")
-    def predict() -> dict[str, Any]:
+    def predict() -> Response[str]:
         runtime = service.require()
-        payload = read_json(app)
         manifest = runtime.manifest
-        outputs = runtime.run(decode_inputs(payload, manifest.inputs))
+        outputs = timed_run(runtime, decode_inputs(read_json(app), manifest.inputs))
         body: dict[str, Any] = {
             "outputs": {name: value.tolist() for name, value in outputs.items()},
             "model": manifest.name,
             "version": manifest.version,
         }
         if manifest.task == "classification":
-            first = outputs[manifest.outputs[0].name]
-            body["predictions"] = top_k(first, manifest.labels, TOP_K)
-        return body
+            body["predictions"] = top_k(outputs[manifest.outputs[0].name], manifest.labels, TOP_K)
+        return json_response(body)
+
+    @app.get("/v2")
+    def server_metadata() -> dict[str, Any]:
+        return {"name": "lambdafit", "version": SERVER_VERSION, "extensions": []}
+
+    @app.get("/v2/health/live")
+    def live() -> dict[str, Any]:
+        return {"live": True}
+
+    @app.get("/v2/health/ready")
+    def ready() -> dict[str, Any]:
+        service.require()
+        return {"ready": True}
+
+    @app.get("/v2/models/<name>")
+    def model_metadata(name: str) -> dict[str, Any]:
+        return v2.model_metadata(runtime_for(name).manifest)
+
+    @app.get("/v2/models/<name>/versions/<version>")
+    def model_version_metadata(name: str, version: str) -> dict[str, Any]:
+        return v2.model_metadata(runtime_for(name, version).manifest)
+
+    @app.get("/v2/models/<name>/ready")
+    def model_ready(name: str) -> dict[str, Any]:
+        return {"name": runtime_for(name).manifest.name, "ready": True}
+
+    @app.get("/v2/models/<name>/versions/<version>/ready")
+    def model_version_ready(name: str, version: str) -> dict[str, Any]:
+        return {"name": runtime_for(name, version).manifest.name, "ready": True}
+
+    def infer_with(runtime: ModelRuntime) -> Response[str]:
+        arrays, names, request_id = v2.decode_request(read_json(app), runtime.manifest)
+        outputs = timed_run(runtime, arrays)
+        return json_response(v2.encode_response(runtime.manifest, outputs, names, request_id))
+
+    @app.post("/v2/models/<name>/infer")
+    def infer(name: str) -> Response[str]:
+        return infer_with(runtime_for(name))
+
+    @app.post("/v2/models/<name>/versions/<version>/infer")
+    def infer_version(name: str, version: str) -> Response[str]:
+        return infer_with(runtime_for(name, version))
+
+    @app.get("/openapi.json")
+    def openapi_document() -> dict[str, Any]:
+        manifest = service.runtime.manifest if service.runtime else None
+        return openapi.document(manifest, SERVER_VERSION)
+
+    @app.get("/docs")
+    def docs() -> Response[str]:
+        title = f"{service.runtime.manifest.name if service.runtime else 'lambdafit'} API"
+        page = openapi.DOCS_PAGE.format(title=title, base=_base_path(app))
+        return Response(200, "text/html; charset=utf-8", page)
+
+    @app.get("/docs/<asset>")
+    def docs_asset(asset: str) -> Response[str]:
+        if asset not in openapi.SWAGGER_ASSETS or static_dir is None or not (static_dir / asset).is_file():
+            raise NotFoundError(f"no documentation asset {asset!r}")
+        kind = "text/css" if asset.endswith(".css") else "application/javascript"
+        return Response(
+            200, kind, (static_dir / asset).read_text(encoding="utf-8"), headers={"Cache-Control": "max-age=86400"}
+        )
 
     @app.exception_handler(ServiceError)
-    def service_error(error: ServiceError) -> Response[Any]:
+    def service_error(error: ServiceError) -> Response[str]:
+        metrics.add_metric(
+            name="ServerErrors" if error.status >= 500 else "ClientErrors", unit=MetricUnit.Count, value=1
+        )
         if error.status >= 500:
             logger.error("request failed", extra={"code": error.code, "reason": error.message})
         return error_response(error)
 
     @app.not_found
-    def not_found(_: _RouteNotFound) -> Response[Any]:
+    def not_found(_: _RouteNotFound) -> Response[str]:
         path = app.current_event.path
         method = app.current_event.http_method.upper()
-        allowed = _ROUTES.get(_normalize(path))
+        allowed = next((methods for pattern, methods in _PATTERNS if pattern.match(path)), None)
+        metrics.add_metric(name="ClientErrors", unit=MetricUnit.Count, value=1)
         if allowed and method not in allowed:
             return error_response(
                 MethodNotAllowedError(f"{method} {path} is not supported; use {', '.join(allowed)}"),
                 headers={"Allow": ", ".join(allowed)},
             )
-        routes = ", ".join(f"{'|'.join(m)} {p}" for p, m in _ROUTES.items())
+        routes = ", ".join(f"{'|'.join(m)} {p}" for p, m in _ROUTES if "<asset>" not in p)
         return error_response(NotFoundError(f"no route {method} {path}; the routes are {routes}"))
 
     @app.exception_handler(Exception)
-    def unexpected(error: Exception) -> Response[Any]:
+    def unexpected(error: Exception) -> Response[str]:
         logger.exception("unhandled error")
+        metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
         return error_response(ServiceError("the service failed to answer this request; see its logs"))
 
     return app
 
 
+def timed_run(runtime: ModelRuntime, inputs: dict[str, Any]) -> dict[str, Any]:
+    start = time.perf_counter()
+    outputs = runtime.run(inputs)
+    metrics.add_metric(
+        name="InferenceLatency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - start) * 1000
+    )
+    return outputs
+
+
+def json_response(body: dict[str, Any]) -> Response[str]:
+    """Serialize here, not in the resolver, so an answer too large for Lambda becomes a clear 413."""
+    text = json.dumps(body, separators=(",", ":"))
+    if len(text) > MAX_BODY_BYTES:
+        raise PayloadTooLargeError(
+            f"the response would be {len(text)} bytes, over Lambda's {MAX_BODY_BYTES}: send fewer rows per request",
+            code="response_too_large",
+        )
+    return Response(200, "application/json", text)
+
+
+def _base_path(app: ApiGatewayResolver) -> str:
+    """`/Prod` behind a REST API stage, empty elsewhere: the docs page must link to its own assets."""
+    stage = (app.current_event.get("requestContext") or {}).get("stage", "")
+    host = (app.current_event.get("headers") or {}).get("Host", "")
+    if stage and stage != "$default" and "execute-api" in host:
+        return f"/{stage}"
+    return ""
+
+
 def make_handler(model_dir: Path, api: ApiKind = ApiKind.REST) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     """Load the model now (at init, where Lambda gives the most CPU) and return the Lambda handler."""
-    app = create_app(load_service(model_dir), api)
+    start = time.perf_counter()
+    service = load_service(model_dir)
+    load_ms = (time.perf_counter() - start) * 1000
+    logger.info("model loaded" if service.runtime else "model not loaded", extra={"load_ms": round(load_ms, 2)})
+    app = create_app(service, api, static_dir=model_dir.parent / "static")
+    first = [True]
 
     @logger.inject_lambda_context(log_event=False)
+    @metrics.log_metrics(capture_cold_start_metric=True)
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
+        if first[0]:
+            first[0] = False
+            metrics.add_metric(name="ModelLoadTime", unit=MetricUnit.Milliseconds, value=load_ms)
         return app.resolve(event, context)
 
-    return handler
+    return cast("Callable[[dict[str, Any], Any], dict[str, Any]]", handler)
 
 
-def _normalize(path: str) -> str:
-    return re.sub(r"/+$", "", path) or "/"
-
-
-def error_response(error: ServiceError, headers: dict[str, str] | None = None) -> Response[Any]:
+def error_response(error: ServiceError, headers: dict[str, str] | None = None) -> Response[str]:
     return Response(
         status_code=error.status,
         content_type="application/json",
@@ -134,7 +265,7 @@ def error_response(error: ServiceError, headers: dict[str, str] | None = None) -
     )
 
 
-def read_json(app: Resolver) -> Any:
+def read_json(app: ApiGatewayResolver) -> Any:
     """The request body as JSON, after the checks API Gateway itself would not make."""
     event = app.current_event
     content_type = event.get_header_value("content-type", default_value="", case_sensitive=False) or ""

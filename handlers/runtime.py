@@ -77,7 +77,6 @@ class ModelRuntime:
 
 def to_array(value: Any, spec: TensorSpec) -> np.ndarray:
     """Turn a JSON value into the array `spec` describes, or say exactly what is wrong with it."""
-    dtype = numpy_dtype(spec)
     if not isinstance(value, list):
         raise BadRequestError(
             f"input {spec.name} must be a nested list of numbers shaped {_shape_text(spec.shape)}, "
@@ -92,12 +91,13 @@ def to_array(value: Any, spec: TensorSpec) -> np.ndarray:
         ) from exc
     if raw.size > MAX_INPUT_ELEMENTS:
         raise BadRequestError(f"input {spec.name} has {raw.size} values; the limit is {MAX_INPUT_ELEMENTS}")
-    array = _cast(raw, dtype, spec)
-    _check_shape(array.shape, spec)
+    array = cast_array(raw, spec)
+    check_shape(array.shape, spec)
     return array
 
 
-def _cast(raw: np.ndarray, dtype: np.dtype[Any], spec: TensorSpec) -> np.ndarray:
+def cast_array(raw: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    dtype = numpy_dtype(spec)
     if raw.size == 0:
         return raw.astype(dtype)
     if raw.dtype.kind == "O" and all(type(v) in (int, float) for v in raw.flat):
@@ -138,7 +138,7 @@ def _json_kind(raw: np.ndarray) -> str:
     return "strings" if raw.dtype.kind in "US" else "objects or nulls"
 
 
-def _check_shape(shape: tuple[int, ...], spec: TensorSpec) -> None:
+def check_shape(shape: tuple[int, ...], spec: TensorSpec) -> None:
     expected = spec.shape
     if len(shape) != len(expected):
         hint = ""
@@ -182,11 +182,11 @@ def decode_inputs(payload: Any, specs: tuple[TensorSpec, ...]) -> dict[str, np.n
             f"inputs must be exactly {names}; missing {missing}, unknown {unknown}", code="wrong_inputs"
         )
     arrays = {spec.name: to_array(inputs[spec.name], spec) for spec in specs}
-    _check_batch(arrays, specs)
+    check_batch(arrays, specs)
     return arrays
 
 
-def _check_batch(arrays: dict[str, np.ndarray], specs: tuple[TensorSpec, ...]) -> None:
+def check_batch(arrays: dict[str, np.ndarray], specs: tuple[TensorSpec, ...]) -> None:
     """Inputs that share a symbolic dimension (usually "batch") must agree on its size."""
     sizes: dict[str, tuple[str, int]] = {}
     for spec in specs:

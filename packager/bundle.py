@@ -12,6 +12,7 @@ from typing import Any
 
 import handlers
 from handlers.manifest import MANIFEST_NAME, Manifest
+from handlers.openapi import SWAGGER_ASSETS
 from packager.config import NAMED_BUDGETS, Arch, PackageType
 from packager.errors import BundleError
 from packager.events import rest_event
@@ -122,6 +123,7 @@ def _fill(spec: BundleSpec, root: Path) -> None:
     (function / "handlers").mkdir()
     (function / "wheels").mkdir()
     shutil.copyfile(spec.model_path, function / "model" / spec.manifest.model_file)
+    copy_docs_assets(function / "static")
     (function / "model" / MANIFEST_NAME).write_text(spec.manifest.dumps(), encoding="utf-8")
     for path in handler_files():
         shutil.copyfile(path, function / "handlers" / path.name)
@@ -187,3 +189,13 @@ def check_zip_size(function: Path) -> None:
             f"the zip package is {total / 1e6:.1f} MB unzipped, {(total - limit) / 1e6:.1f} MB over Lambda's 250 MB "
             f"limit; largest parts: {largest}. Use --package image (10 GB) or a smaller recipe"
         )
+
+
+def copy_docs_assets(target: Path) -> None:
+    """Swagger UI's script and stylesheet, served by the endpoint at /docs (no CDN: works offline)."""
+    import swagger_ui_bundle
+
+    source = Path(swagger_ui_bundle.swagger_ui_path)
+    target.mkdir()
+    for asset in SWAGGER_ASSETS:
+        shutil.copyfile(source / asset, target / asset)

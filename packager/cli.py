@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from handlers.app import ApiKind
 from packager.config import DEFAULT_PYTHON, Arch, Objective, PackageType, PackConfig, budget_and_package, resolve
 from packager.errors import LambdafitError, NoFitError
 from packager.fit import FitResult
@@ -140,18 +141,23 @@ def serve(
     bundle: Annotated[Path, typer.Argument(help="a bundle written by lambdafit pack, e.g. build/digits")],
     port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 3000,
     host: Annotated[str, typer.Option(help="loopback address to listen on")] = "127.0.0.1",
-    verbose: Annotated[bool, typer.Option(help="log every request")] = False,
+    verbose: Annotated[bool, typer.Option(help="log every request and print EMF metrics")] = False,
+    api: Annotated[
+        ApiKind, typer.Option(help="event shape: REST API (v1), HTTP API (v2) or function URL")
+    ] = ApiKind.REST,
 ) -> None:
     """Serve BUNDLE's handler on 127.0.0.1 through emulated API Gateway events, without Docker."""
     from packager.emulator import serve_bundle
 
+    if not verbose:
+        os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     try:
-        server = serve_bundle(bundle, host=host, port=port, verbose=verbose)
+        server = serve_bundle(bundle, host=host, port=port, verbose=verbose, api=api)
     except LambdafitError as error:
         _fail(error)
         return
     out.print(
-        f"serving {bundle} on http://{host}:{server.server_address[1]}  (POST /predict, GET /health; Ctrl-C stops)"
+        f"serving {bundle} on http://{host}:{server.server_address[1]}  ({api.value} events; POST /predict, /v2/..., GET /docs; Ctrl-C stops)"
     )
     try:
         server.serve_forever()

@@ -4,6 +4,7 @@ event for the bundle's handler, called in-process, and its result becomes the HT
 from __future__ import annotations
 
 import base64
+import logging
 import threading
 import time
 import uuid
@@ -16,8 +17,9 @@ from typing import Any
 from handlers.app import ApiKind, make_handler
 from packager.bundle import FUNCTION_DIR
 from packager.errors import LambdafitError
-from packager.events import rest_event
+from packager.events import http_event, rest_event
 
+log = logging.getLogger("lambdafit.serve")
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
 """API Gateway's own limit; the handler enforces Lambda's 6 MB itself, as it would in AWS."""
@@ -47,19 +49,34 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-def load_bundle_handler(bundle: Path) -> Handler:
+def load_bundle_handler(bundle: Path, api: ApiKind = ApiKind.REST) -> Handler:
     model_dir = bundle / FUNCTION_DIR / "model"
     if not (model_dir / "manifest.json").is_file():
         raise LambdafitError(
             f"{bundle} is not a lambdafit bundle (no {FUNCTION_DIR}/model/manifest.json); run lambdafit pack first"
         )
-    return make_handler(model_dir, ApiKind.REST)
+    return make_handler(model_dir, api)
+
+
+def make_event(
+    api: ApiKind, method: str, path: str, query: str, headers: dict[str, str], body: bytes
+) -> dict[str, Any]:
+    if api is ApiKind.REST:
+        return rest_event(method, path, body=body, headers=headers, query=query)
+    return http_event(method, path, body=body, headers=headers, query=query, function_url=api is ApiKind.FUNCTION_URL)
 
 
 def invoke(
-    handler: Handler, name: str, method: str, path: str, query: str, headers: dict[str, str], body: bytes
+    handler: Handler,
+    name: str,
+    method: str,
+    path: str,
+    query: str,
+    headers: dict[str, str],
+    body: bytes,
+    api: ApiKind = ApiKind.REST,
 ) -> tuple[int, list[tuple[str, str]], bytes]:
-    event = rest_event(method, path, body=body, headers=headers, query=query)
+    event = make_event(api, method, path, query, headers, body)
     result = handler(event, LambdaContext(function_name=name))
     status = int(result.get("statusCode", 502))
     out_headers: list[tuple[str, str]] = []
@@ -67,6 +84,7 @@ def invoke(
         out_headers += [(key, str(v)) for v in values]
     for key, value in (result.get("headers") or {}).items():
         out_headers.append((key, str(value)))
+    out_headers += [("Set-Cookie", cookie) for cookie in result.get("cookies") or []]
     raw = result.get("body") or ""
     payload = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode("utf-8")
     return status, out_headers, payload
@@ -89,9 +107,18 @@ class _RequestHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         path, _, query = self.path.partition("?")
         headers = {key: value for key, value in self.headers.items()}
-        with self.server.lock:
-            status, out_headers, payload = invoke(
-                self.server.handler, self.server.name, self.command, path, query, headers, body
+        try:
+            with self.server.lock:
+                status, out_headers, payload = invoke(
+                    self.server.handler, self.server.name, self.command, path, query, headers, body, self.server.api
+                )
+        except Exception:
+            # What API Gateway answers when the function itself fails (the handler never should).
+            log.exception("the handler raised")
+            status, out_headers, payload = (
+                502,
+                [("Content-Type", "application/json")],
+                b'{"message": "Internal server error"}',
             )
         self._reply(status, out_headers, payload)
 
@@ -115,9 +142,16 @@ class EmulatorServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(
-        self, handler: Handler, name: str, host: str = "127.0.0.1", port: int = 3000, verbose: bool = False
+        self,
+        handler: Handler,
+        name: str,
+        host: str = "127.0.0.1",
+        port: int = 3000,
+        verbose: bool = False,
+        api: ApiKind = ApiKind.REST,
     ) -> None:
         self.handler = handler
+        self.api = api
         self.name = name
         self.verbose = verbose
         self.lock = threading.Lock()
@@ -125,11 +159,13 @@ class EmulatorServer(ThreadingHTTPServer):
         super().__init__((host, port), _RequestHandler)
 
 
-def serve_bundle(bundle: Path, host: str = "127.0.0.1", port: int = 3000, verbose: bool = False) -> EmulatorServer:
+def serve_bundle(
+    bundle: Path, host: str = "127.0.0.1", port: int = 3000, verbose: bool = False, api: ApiKind = ApiKind.REST
+) -> EmulatorServer:
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise LambdafitError(f"lambdafit serve listens on loopback only, not {host}: it is a development server")
-    handler = load_bundle_handler(bundle)
+    handler = load_bundle_handler(bundle, api)
     try:
-        return EmulatorServer(handler, bundle.name, host, port, verbose)
+        return EmulatorServer(handler, bundle.name, host, port, verbose, api)
     except OSError as exc:
         raise LambdafitError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port") from exc

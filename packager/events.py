@@ -1,4 +1,5 @@
-"""API Gateway REST (v1) proxy events, shaped like those API Gateway and `sam local` send."""
+"""API Gateway and function URL events, shaped like those AWS and `sam local` send: REST (v1) proxy
+events and payload-format 2.0 events (HTTP API, function URLs)."""
 
 from __future__ import annotations
 
@@ -20,17 +21,7 @@ def rest_event(
 ) -> dict[str, Any]:
     """A REST API proxy integration event for `ANY /{proxy+}`; binary bodies travel base64-encoded."""
     headers = dict(headers or {})
-    encoded = False
-    text: str | None
-    if body is None or body == b"" or body == "":
-        text = None
-    elif isinstance(body, bytes):
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError:
-            text, encoded = base64.b64encode(body).decode("ascii"), True
-    else:
-        text = body
+    text, encoded = _body_text(body)
     multi_query = parse_qs(query, keep_blank_values=True) if query else None
     now = time.time()
     request_id = str(uuid.uuid4())
@@ -62,3 +53,68 @@ def rest_event(
         "body": text,
         "isBase64Encoded": encoded,
     }
+
+
+def http_event(
+    method: str,
+    path: str,
+    *,
+    body: bytes | str | None = None,
+    headers: dict[str, str] | None = None,
+    query: str = "",
+    function_url: bool = False,
+) -> dict[str, Any]:
+    """A payload-format 2.0 event: API Gateway HTTP API (`$default` route) or a Lambda function URL."""
+    text, encoded = _body_text(body)
+    lowered: dict[str, str] = {}
+    for key, value in (headers or {}).items():
+        name = key.lower()
+        lowered[name] = f"{lowered[name]},{value}" if name in lowered else value
+    multi_query = parse_qs(query, keep_blank_values=True) if query else {}
+    now = time.time()
+    domain = (
+        "lambdafit.lambda-url.us-east-1.on.aws" if function_url else "lambdafit.execute-api.us-east-1.amazonaws.com"
+    )
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": lowered,
+        "requestContext": {
+            "accountId": "anonymous" if function_url else "123456789012",
+            "apiId": "lambdafit",
+            "domainName": domain,
+            "domainPrefix": "lambdafit",
+            "http": {
+                "method": method.upper(),
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": lowered.get("user-agent", ""),
+            },
+            "requestId": str(uuid.uuid4()),
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "timeEpoch": int(now * 1000),
+        },
+        "isBase64Encoded": encoded,
+    }
+    if multi_query:
+        event["queryStringParameters"] = {k: ",".join(v) for k, v in multi_query.items()}
+    if text is not None:
+        event["body"] = text
+    return event
+
+
+def _body_text(body: bytes | str | None) -> tuple[str | None, bool]:
+    """API Gateway passes UTF-8 text as is and anything else base64-encoded."""
+    if body is None or body in (b"", ""):
+        return None, False
+    if isinstance(body, str):
+        return body, False
+    try:
+        return body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return base64.b64encode(body).decode("ascii"), True

@@ -165,3 +165,36 @@ def test_bad_inputs_each_get_one_line_and_exit_2(tmp_path: Path, digits_files: d
         assert message in " ".join(output.split()), (args, output)
         assert "Traceback" not in output
         assert not (tmp_path / "out" / "bad").exists()
+
+
+def test_transformer_over_the_zip_limit_gets_a_recipe_that_fits(tmp_path: Path) -> None:
+    """109 M parameters from a config (random weights): fp32 cannot ship as a zip; the fitter finds one."""
+    folder = ROOT / "examples" / "transformer"
+    if not (folder / "eval.npz").is_file():
+        runpy.run_path(str(folder / "model.py"), run_name="__main__")
+    code, output = pack(
+        f"{folder / 'model.py'}:build",
+        "--name",
+        "bert",
+        "--output",
+        str(tmp_path),
+        "--budget",
+        "zip",
+        "--eval",
+        str(folder / "eval.npz"),
+        "--calibration",
+        str(folder / "calibration.npz"),
+        "--recipes",
+        "slim+int8-dynamic,slim+int4",
+    )
+    assert code == 0, output
+    rows = report(tmp_path / "bert")
+    assert rows["fp32"]["parameters"] >= 100_000_000  # type: ignore[operator]
+    assert rows["fp32"]["package_bytes"] > 262_144_000  # type: ignore[operator]
+    assert str(rows["fp32"]["verdict"]).startswith("over budget by")
+    chosen = rows[str(rows["_"]["chosen"])]
+    assert chosen["package_bytes"] <= 262_144_000  # type: ignore[operator]
+    assert rows["_"]["quality_kind"] == "top-1 agreement with fp32"
+    assert chosen["metrics"]["quality"] >= 0.99  # type: ignore[index, operator]
+    unzipped = sum(p.stat().st_size for p in (tmp_path / "bert" / "function").rglob("*") if p.is_file())
+    assert unzipped <= 262_144_000
