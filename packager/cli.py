@@ -157,8 +157,10 @@ def serve(
         _fail(error)
         return
     out.print(
-        f"serving {bundle} on http://{host}:{server.server_address[1]}  ({api.value} events; POST /predict, /v2/..., GET /docs; Ctrl-C stops)"
+        f"serving {bundle} on http://{host}:{server.server_address[1]}  ({api.value} events; POST /predict, /v2/..., GET /docs; Ctrl-C stops)",
+        highlight=False,
     )
+    sys.stdout.flush()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -182,3 +184,7 @@ def main() -> None:
             soft_wrap=True,
         )
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
