@@ -235,12 +235,17 @@ def _base_path(app: ApiGatewayResolver) -> str:
     return ""
 
 
-def make_handler(model_dir: Path, api: ApiKind = ApiKind.REST) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+def make_handler(
+    model_dir: Path, api: ApiKind = ApiKind.REST, model_uri: str | None = None
+) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     """Load the model now (at init, where Lambda gives the most CPU) and return the Lambda handler."""
     start = time.perf_counter()
-    service = load_service(model_dir)
+    service = load_service(model_dir, model_uri)
     load_ms = (time.perf_counter() - start) * 1000
-    logger.info("model loaded" if service.runtime else "model not loaded", extra={"load_ms": round(load_ms, 2)})
+    timings = {k: round(v, 2) for k, v in (service.runtime.timings if service.runtime else {}).items()}
+    logger.info(
+        "model loaded" if service.runtime else "model not loaded", extra={"load_ms": round(load_ms, 2)} | timings
+    )
     app = create_app(service, api, static_dir=model_dir.parent / "static")
     first = [True]
 

@@ -1,8 +1,8 @@
 """The Lambda entry point, `handlers.lambda_function.lambda_handler`.
 
 The model loads at import, during Lambda's init phase. Settings come from the environment:
-LAMBDAFIT_MODEL_DIR (default: the `model` folder beside this package) and LAMBDAFIT_API
-(rest, http or url; default rest).
+LAMBDAFIT_MODEL_DIR (default: the `model` folder beside this package), LAMBDAFIT_API
+(rest, http or url; default rest) and MODEL_URI (s3://bucket/key: fetch the weights from S3 at init).
 """
 
 from __future__ import annotations
@@ -15,4 +15,5 @@ from handlers.app import ApiKind, make_handler
 lambda_handler = make_handler(
     Path(os.environ.get("LAMBDAFIT_MODEL_DIR") or Path(__file__).resolve().parent.parent / "model"),
     ApiKind(os.environ.get("LAMBDAFIT_API") or ApiKind.REST.value),
+    model_uri=os.environ.get("MODEL_URI") or None,
 )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,29 +51,41 @@ def session_options(intra_op_threads: int | None = None) -> onnxruntime.SessionO
 class ModelRuntime:
     manifest: Manifest
     session: onnxruntime.InferenceSession
+    timings: dict[str, float] = field(default_factory=dict)
+    """What loading cost, in ms: verify (manifest, checksum, any download) and session creation."""
+
+    def __post_init__(self) -> None:
+        self._output_names = [spec.name for spec in self.manifest.outputs]
 
     @classmethod
-    def load(cls, model_dir: Path, *, verify: bool = True) -> ModelRuntime:
+    def load(cls, model_dir: Path, *, model_uri: str | None = None, verify: bool = True) -> ModelRuntime:
         import onnxruntime
 
+        start = time.perf_counter()
         manifest = Manifest.load(model_dir)
-        model_path = model_dir / manifest.model_file
-        if not model_path.is_file():
-            raise ManifestError(f"model file {model_path} named by the manifest does not exist")
-        if verify and sha256_file(model_path) != manifest.sha256:
-            raise ManifestError(f"sha256 of {model_path} does not match the manifest: refusing to serve it")
+        if model_uri:
+            from handlers.model_store import fetch
+
+            model_path = fetch(model_uri, manifest.sha256)
+        else:
+            model_path = model_dir / manifest.model_file
+            if not model_path.is_file():
+                raise ManifestError(f"model file {model_path} named by the manifest does not exist")
+            if verify and sha256_file(model_path) != manifest.sha256:
+                raise ManifestError(f"sha256 of {model_path} does not match the manifest: refusing to serve it")
+        verified = time.perf_counter()
         threads = manifest.runtime.get("intra_op_threads")
         session = onnxruntime.InferenceSession(
             str(model_path),
             sess_options=session_options(int(threads) if threads else None),
             providers=["CPUExecutionProvider"],
         )
-        return cls(manifest=manifest, session=session)
+        timings = {"verify_ms": (verified - start) * 1000, "session_ms": (time.perf_counter() - verified) * 1000}
+        return cls(manifest=manifest, session=session, timings=timings)
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        names = [spec.name for spec in self.manifest.outputs]
-        results = self.session.run(names, inputs)
-        return dict(zip(names, (np.asarray(r) for r in results), strict=True))
+        results = self.session.run(self._output_names, inputs)
+        return dict(zip(self._output_names, results, strict=True))
 
 
 def to_array(value: Any, spec: TensorSpec) -> np.ndarray:
@@ -236,10 +249,10 @@ class Service:
         return self.runtime
 
 
-def load_service(model_dir: Path) -> Service:
+def load_service(model_dir: Path, model_uri: str | None = None) -> Service:
     """Never raises: a function that cannot load its model still answers, with 503 and the reason."""
     try:
-        return Service(runtime=ModelRuntime.load(model_dir))
+        return Service(runtime=ModelRuntime.load(model_dir, model_uri=model_uri))
     except (ManifestError, OSError) as exc:
         reason = str(exc)
     except Exception as exc:  # onnxruntime raises its own types for a corrupt model

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import threading
 import time
 import uuid
@@ -55,7 +56,7 @@ def load_bundle_handler(bundle: Path, api: ApiKind = ApiKind.REST) -> Handler:
         raise LambdafitError(
             f"{bundle} is not a lambdafit bundle (no {FUNCTION_DIR}/model/manifest.json); run lambdafit pack first"
         )
-    return make_handler(model_dir, api)
+    return make_handler(model_dir, api, model_uri=os.environ.get("MODEL_URI") or None)
 
 
 def make_event(

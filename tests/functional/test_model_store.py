@@ -1,0 +1,196 @@
+"""The model fetched from S3 at init: real moto, in-process and as a moto_server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+from moto import mock_aws
+
+from handlers.app import ApiKind, make_handler
+from handlers.errors import ManifestError
+from handlers.model_store import fetch
+from packager.emulator import LambdaContext
+from tests.conftest import load_event
+
+BUCKET = "models"
+KEY = "digits/model.onnx"
+URI = f"s3://{BUCKET}/{KEY}"
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+
+
+@pytest.fixture
+def manifest_only(digits_bundle: Path, tmp_path: Path) -> Path:
+    """The function's model folder as it ships with an S3 model store: the manifest, no weights."""
+    folder = tmp_path / "function" / "model"
+    folder.mkdir(parents=True)
+    shutil.copyfile(digits_bundle / "function" / "model" / "manifest.json", folder / "manifest.json")
+    return folder
+
+
+@pytest.fixture
+def weights(digits_bundle: Path) -> bytes:
+    return (digits_bundle / "function" / "model" / "model.onnx").read_bytes()
+
+
+def predict(handler: Any) -> tuple[int, dict[str, Any]]:
+    result = handler(load_event("predict-rest.json"), LambdaContext(function_name="digits"))
+    return result["statusCode"], json.loads(result["body"])
+
+
+def test_model_is_fetched_verified_and_reused(
+    aws_env: None, manifest_only: Path, weights: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("handlers.model_store.CACHE_DIR", tmp_path / "cache")
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_object(Bucket=BUCKET, Key=KEY, Body=weights)
+        status, body = predict(make_handler(manifest_only, ApiKind.REST, model_uri=URI))
+        assert status == 200 and body["model"] == "digits"
+        s3.delete_object(Bucket=BUCKET, Key=KEY)
+        status, _ = predict(make_handler(manifest_only, ApiKind.REST, model_uri=URI))
+        assert status == 200  # the verified copy in the cache is reused, no second download
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [
+        f"{json.loads((manifest_only / 'manifest.json').read_text())['sha256']}.onnx"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [(b"not the model", "does not match the manifest's sha256"), (None, "could not fetch the model")],
+)
+def test_wrong_or_missing_object_stops_serving_with_503(
+    aws_env: None,
+    manifest_only: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    body: bytes | None,
+    message: str,
+) -> None:
+    monkeypatch.setattr("handlers.model_store.CACHE_DIR", tmp_path / "cache")
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=BUCKET)
+        if body is not None:
+            s3.put_object(Bucket=BUCKET, Key=KEY, Body=body)
+        handler = make_handler(manifest_only, ApiKind.REST, model_uri=URI)
+        status, payload = predict(handler)
+        assert status == 503 and payload["code"] == "model_not_ready"
+        assert message in payload["error"]
+        health = handler(load_event("health-rest.json"), LambdaContext(function_name="digits"))
+        assert json.loads(health["body"]) == {"status": "ok", "model_ready": False}
+    assert not any((tmp_path / "cache").glob("*.onnx"))
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._body
+
+
+def test_throttling_is_retried_with_backoff(aws_env: None, manifest_only: Path, weights: bytes, tmp_path: Path) -> None:
+    from handlers.model_store import s3_client
+
+    sha = json.loads((manifest_only / "manifest.json").read_text())["sha256"]
+    with mock_aws():
+        client = s3_client()
+        client.create_bucket(Bucket=BUCKET)
+        client.put_object(Bucket=BUCKET, Key=KEY, Body=weights)
+        throttled: list[str] = []
+
+        def slow_down(request: Any, **_: Any) -> AWSResponse | None:
+            if len(throttled) < 2:
+                throttled.append(request.url)
+                error = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+                return AWSResponse(request.url, 503, {}, _Raw(error))
+            return None
+
+        client.meta.events.register_first("before-send.s3.GetObject", slow_down)
+        path = fetch(URI, sha, client=client, cache_dir=tmp_path / "cache")
+        assert path.read_bytes() == weights
+        assert len(throttled) == 2  # two SlowDown answers, retried by botocore, then the real object
+
+
+def test_fetch_refuses_a_uri_that_is_not_s3(tmp_path: Path) -> None:
+    with pytest.raises(ManifestError, match="is not an s3://bucket/key URI"):
+        fetch("https://example.invalid/model.onnx", "0" * 64, cache_dir=tmp_path)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(url: str) -> None:
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer")
+
+
+def test_serve_fetches_from_a_moto_server_on_loopback(digits_bundle: Path, weights: bytes, tmp_path: Path) -> None:
+    moto_port, serve_port = _free_port(), _free_port()
+    moto = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(moto_port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    env = os.environ | {
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}", "MODEL_URI": URI,
+        "LAMBDAFIT_CACHE_DIR": str(tmp_path / "cache"), "POWERTOOLS_METRICS_DISABLED": "true",
+    }  # fmt: skip
+    bundle = tmp_path / "bundle"
+    shutil.copytree(digits_bundle, bundle)
+    (bundle / "function" / "model" / "model.onnx").unlink()
+    serve = None
+    try:
+        _wait(f"http://127.0.0.1:{moto_port}/moto-api/")
+        s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_object(Bucket=BUCKET, Key=KEY, Body=weights)
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "packager.cli", "serve", str(bundle), "--port", str(serve_port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+        )  # fmt: skip
+        _wait(f"http://127.0.0.1:{serve_port}/health")
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{serve_port}/predict", data=json.dumps({"inputs": [[0.5] * 64]}).encode(),
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200 and json.loads(response.read())["model"] == "digits"
+        assert len(list((tmp_path / "cache").glob("*.onnx"))) == 1
+    finally:
+        for process in (serve, moto):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=30)
