@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -145,14 +146,15 @@ def serve(
     api: Annotated[
         ApiKind, typer.Option(help="event shape: REST API (v1), HTTP API (v2) or function URL")
     ] = ApiKind.REST,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="processes serving requests, like warm containers")] = 1,
 ) -> None:
     """Serve BUNDLE's handler on 127.0.0.1 through emulated API Gateway events, without Docker."""
-    from packager.emulator import serve_bundle
+    from packager.emulator import serve_bundle, serve_workers
 
     if not verbose:
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     try:
-        server = serve_bundle(bundle, host=host, port=port, verbose=verbose, api=api)
+        server = serve_bundle(bundle, host=host, port=port, verbose=verbose, api=api, load=False)
     except LambdafitError as error:
         _fail(error)
         return
@@ -161,12 +163,8 @@ def serve(
         highlight=False,
     )
     sys.stdout.flush()
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    with contextlib.suppress(KeyboardInterrupt):
+        serve_workers(server, bundle, workers)
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import signal
 import threading
 import time
 import uuid
@@ -50,13 +51,18 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-def load_bundle_handler(bundle: Path, api: ApiKind = ApiKind.REST) -> Handler:
+def check_bundle(bundle: Path) -> Path:
+    """The bundle's model folder, or a clear error if `bundle` is not a lambdafit bundle."""
     model_dir = bundle / FUNCTION_DIR / "model"
     if not (model_dir / "manifest.json").is_file():
         raise LambdafitError(
             f"{bundle} is not a lambdafit bundle (no {FUNCTION_DIR}/model/manifest.json); run lambdafit pack first"
         )
-    return make_handler(model_dir, api, model_uri=os.environ.get("MODEL_URI") or None)
+    return model_dir
+
+
+def load_bundle_handler(bundle: Path, api: ApiKind = ApiKind.REST) -> Handler:
+    return make_handler(check_bundle(bundle), api, model_uri=os.environ.get("MODEL_URI") or None)
 
 
 def make_event(
@@ -162,12 +168,55 @@ class EmulatorServer(ThreadingHTTPServer):
 
 
 def serve_bundle(
-    bundle: Path, host: str = "127.0.0.1", port: int = 3000, verbose: bool = False, api: ApiKind = ApiKind.REST
+    bundle: Path,
+    host: str = "127.0.0.1",
+    port: int = 3000,
+    verbose: bool = False,
+    api: ApiKind = ApiKind.REST,
+    *,
+    load: bool = True,
 ) -> EmulatorServer:
+    """Bind the server and, with `load`, load the bundle's handler in this process."""
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise LambdafitError(f"lambdafit serve listens on loopback only, not {host}: it is a development server")
-    handler = load_bundle_handler(bundle, api)
+    handler = load_bundle_handler(bundle, api) if load else _not_loaded
+    if not load:
+        check_bundle(bundle)
     try:
         return EmulatorServer(handler, bundle.name, host, port, verbose, api)
     except OSError as exc:
         raise LambdafitError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port") from exc
+
+
+def _not_loaded(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    raise RuntimeError("the handler is loaded by each worker after it starts")
+
+
+def serve_workers(server: EmulatorServer, bundle: Path, workers: int) -> None:
+    """Serve on `workers` processes sharing one listening socket, like that many warm Lambda containers.
+
+    The server must come from serve_bundle(load=False): every process, forked first, then loads its own
+    handler (onnxruntime's thread pools do not survive a fork). Accepts are non-blocking, so a process
+    that loses the race for a connection goes back to waiting instead of blocking in accept()."""
+    server.socket.setblocking(False)
+    children: list[int] = []
+    for _ in range(workers - 1):
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                server.handler = load_bundle_handler(bundle, server.api)
+                server.serve_forever()
+            finally:
+                os._exit(0)
+        children.append(pid)
+    try:
+        server.handler = load_bundle_handler(bundle, server.api)
+        server.serve_forever()
+    finally:
+        for pid in children:
+            os.kill(pid, signal.SIGTERM)
+        for pid in children:
+            os.waitpid(pid, 0)
+        server.server_close()
