@@ -140,10 +140,7 @@ def _fill(spec: BundleSpec, root: Path) -> None:
         (function / "wheels").rmdir()
         install_wheels(spec.wheels, function, spec.python, spec.arch)
         check_zip_size(function)
-        if f"{sys.version_info.major}.{sys.version_info.minor}" == spec.python:
-            compileall.compile_dir(
-                function, quiet=1, workers=0, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH
-            )
+        spec.report_json["package_parts_bytes"]["bytecode (.pyc)"] = compile_bytecode(function, spec.python)
         logical_id = FunctionModel(spec.name, "", "", spec.python, spec.arch, 0).logical_id
         (function / "Makefile").write_text(ZIP_MAKEFILE.format(logical_id=logical_id), encoding="utf-8")
     else:
@@ -189,6 +186,27 @@ def _fill(spec: BundleSpec, root: Path) -> None:
     (root / "report.md").write_text(spec.report_md, encoding="utf-8")
     if spec.result is not None:
         plot(spec.result, root / "report.png")
+
+
+def compile_bytecode(function: Path, python: str) -> int:
+    """Ship .pyc files (Lambda's /var/task is read-only: otherwise every cold start compiles again) when
+    this interpreter matches the runtime and they still fit in 250 MB. Returns the bytes they add."""
+    if f"{sys.version_info.major}.{sys.version_info.minor}" != python:
+        return 0
+    compileall.compile_dir(
+        function, quiet=1, workers=0, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH
+    )
+    compiled = list(function.rglob("*.pyc"))
+    added = sum(path.stat().st_size for path in compiled)
+    if _tree_bytes(function) > NAMED_BUDGETS["zip"]:
+        for path in compiled:
+            path.unlink()
+        return 0
+    return added
+
+
+def _tree_bytes(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
 
 
 def check_zip_size(function: Path) -> None:
