@@ -13,15 +13,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 import handlers
+from handlers.app import ApiKind
 from handlers.manifest import MANIFEST_NAME, Manifest
 from handlers.openapi import SWAGGER_ASSETS
-from packager.config import NAMED_BUDGETS, Arch, PackageType
+from handlers.v2 import DATATYPES
+from packager.config import NAMED_BUDGETS, PackageType
 from packager.errors import BundleError
-from packager.events import rest_event
+from packager.events import http_event, rest_event
 from packager.fit import FitResult
 from packager.plot import plot
-from packager.template import FunctionModel, render_samconfig, render_template, to_yaml
+from packager.template import AppModel, render_samconfig, render_template, to_yaml
 from packager.wheels import WheelSet, install_wheels, slim_command
 
 FUNCTION_DIR = "function"
@@ -58,18 +62,14 @@ build-{logical_id}:
 
 @dataclass(frozen=True)
 class BundleSpec:
-    name: str
+    app: AppModel
     manifest: Manifest
     model_path: Path
     wheels: WheelSet
-    python: str
-    arch: Arch
-    memory_mb: int
     sample_inputs: Any
     report_json: dict[str, Any]
     report_md: str
     result: FitResult | None = None
-    package_type: PackageType = PackageType.IMAGE
 
 
 def handler_files() -> list[Path]:
@@ -131,25 +131,26 @@ def _fill(spec: BundleSpec, root: Path) -> None:
     (function / "model").mkdir(parents=True)
     (function / "handlers").mkdir()
     (function / "wheels").mkdir()
-    shutil.copyfile(spec.model_path, function / "model" / spec.manifest.model_file)
+    app = spec.app
+    if app.model_uri is None:
+        shutil.copyfile(spec.model_path, function / "model" / spec.manifest.model_file)
     copy_docs_assets(function / "static")
     (function / "model" / MANIFEST_NAME).write_text(spec.manifest.dumps(), encoding="utf-8")
     for path in handler_files():
         shutil.copyfile(path, function / "handlers" / path.name)
-    if spec.package_type is PackageType.ZIP:
+    if app.package_type is PackageType.ZIP:
         (function / "wheels").rmdir()
-        install_wheels(spec.wheels, function, spec.python, spec.arch)
+        install_wheels(spec.wheels, function, app.python, app.arch)
         check_zip_size(function)
-        spec.report_json["package_parts_bytes"]["bytecode (.pyc)"] = compile_bytecode(function, spec.python)
-        logical_id = FunctionModel(spec.name, "", "", spec.python, spec.arch, 0).logical_id
-        (function / "Makefile").write_text(ZIP_MAKEFILE.format(logical_id=logical_id), encoding="utf-8")
+        spec.report_json["package_parts_bytes"]["bytecode (.pyc)"] = compile_bytecode(function, app.python)
+        (function / "Makefile").write_text(ZIP_MAKEFILE.format(logical_id=app.logical_id), encoding="utf-8")
     else:
         for wheel in spec.wheels.wheels:
             shutil.copyfile(wheel, function / "wheels" / wheel.name)
         (function / "requirements.txt").write_text("\n".join(spec.wheels.requirements) + "\n", encoding="utf-8")
         (function / "Dockerfile").write_text(
             DOCKERFILE.format(
-                python=spec.python,
+                python=app.python,
                 handler=HANDLER,
                 slim=slim_command("${LAMBDA_TASK_ROOT}"),
                 compile=f"{COMPILE} ${{LAMBDA_TASK_ROOT}}",
@@ -158,34 +159,38 @@ def _fill(spec: BundleSpec, root: Path) -> None:
             encoding="utf-8",
         )
 
-    fn = FunctionModel(
-        name=spec.name,
-        description=f"lambdafit endpoint for model {spec.manifest.name} ({spec.manifest.recipe})",
-        code_dir=f"./{FUNCTION_DIR}",
-        python=spec.python,
-        arch=spec.arch,
-        memory_mb=spec.memory_mb,
-        package_type=spec.package_type,
-    )
-    (root / "template.yaml").write_text(to_yaml(render_template(fn)), encoding="utf-8")
-    (root / "samconfig.toml").write_text(render_samconfig(spec.name), encoding="utf-8")
-
-    events = root / "events"
-    events.mkdir()
-    headers = {"Content-Type": "application/json", "Host": "127.0.0.1"}
-    samples = {
-        "predict-rest.json": rest_event(
-            "POST", "/predict", body=json.dumps({"inputs": spec.sample_inputs}), headers=headers
-        ),
-        "health-rest.json": rest_event("GET", "/health", headers={"Host": "127.0.0.1"}),
-    }
-    for filename, event in samples.items():
-        (events / filename).write_text(json.dumps(event, indent=2) + "\n", encoding="utf-8")
+    (root / "template.yaml").write_text(to_yaml(render_template(app)), encoding="utf-8")
+    (root / "samconfig.toml").write_text(render_samconfig(app.name), encoding="utf-8")
+    write_events(root / "events", app.api, spec.manifest, spec.sample_inputs)
 
     (root / "report.json").write_text(json.dumps(spec.report_json, indent=2) + "\n", encoding="utf-8")
     (root / "report.md").write_text(spec.report_md, encoding="utf-8")
     if spec.result is not None:
         plot(spec.result, root / "report.png")
+
+
+def write_events(folder: Path, api: ApiKind, manifest: Manifest, sample: Any) -> None:
+    """Sample events in the shape the function receives, for `sam local invoke -e`."""
+    folder.mkdir()
+    headers = {"Content-Type": "application/json", "Host": "127.0.0.1"}
+    spec = manifest.inputs[0]
+    rows = sample if len(manifest.inputs) == 1 else sample[spec.name]
+    infer = {
+        "inputs": [{"name": spec.name, "shape": list(np.shape(rows)), "datatype": DATATYPES[spec.dtype], "data": rows}]
+    }
+    requests = {
+        "predict": ("POST", "/predict", json.dumps({"inputs": sample})),
+        "health": ("GET", "/health", None),
+        "v2-metadata": ("GET", f"/v2/models/{manifest.name}", None),
+    }
+    if len(manifest.inputs) == 1:
+        requests["v2-infer"] = ("POST", f"/v2/models/{manifest.name}/infer", json.dumps(infer))
+    for name, (method, path, body) in requests.items():
+        if api is ApiKind.REST:
+            event = rest_event(method, path, body=body, headers=headers)
+        else:
+            event = http_event(method, path, body=body, headers=headers, function_url=api is ApiKind.FUNCTION_URL)
+        (folder / f"{name}-{api.value}.json").write_text(json.dumps(event, indent=2) + "\n", encoding="utf-8")
 
 
 def compile_bytecode(function: Path, python: str) -> int:

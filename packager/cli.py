@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from handlers.app import ApiKind
-from packager.config import DEFAULT_PYTHON, Arch, Objective, PackageType, PackConfig, budget_and_package, resolve
+from packager.config import DEFAULT_PYTHON, Arch, Auth, Objective, PackageType, PackConfig, budget_and_package, resolve
 from packager.errors import LambdafitError, NoFitError
 from packager.fit import FitResult
 from packager.recipes.base import CalibrationMethod
@@ -74,6 +74,17 @@ def pack(
         PackageType | None, typer.Option(help="Lambda package type [default: image, or zip for a zip budget]")
     ] = None,
     allow_slower: Annotated[bool, typer.Option(help="let a candidate slower than fp32 be chosen")] = False,
+    api: Annotated[
+        ApiKind, typer.Option(help="front door: API Gateway REST API, HTTP API, or function URL")
+    ] = ApiKind.REST,
+    auth: Annotated[
+        Auth, typer.Option(help="who may call it: AWS IAM (SigV4), an API key with a usage plan, or anyone")
+    ] = Auth.IAM,
+    model_store: Annotated[
+        str | None, typer.Option(help="s3://bucket/prefix: upload the model there, fetch it at init")
+    ] = None,
+    reserved_concurrency: Annotated[int | None, typer.Option(min=0, help="cap on concurrent executions")] = None,
+    provisioned_concurrency: Annotated[int | None, typer.Option(min=1, help="pre-initialized environments")] = None,
     force: Annotated[bool, typer.Option(help="replace an existing bundle of the same name")] = False,
 ) -> None:
     """Export, optimize and measure MODEL, choose the best candidate that fits, write a SAM bundle."""
@@ -101,6 +112,11 @@ def pack(
             calibration_method=calibration_method.value,
             package_type=package_type,
             allow_slower=allow_slower,
+            api=api,
+            auth=auth,
+            model_store=model_store,
+            reserved_concurrency=reserved_concurrency,
+            provisioned_concurrency=provisioned_concurrency,
         )
         with err.status("packing") as status:
             result = run_pack(config, progress=lambda message: status.update(message))
@@ -144,8 +160,9 @@ def serve(
     host: Annotated[str, typer.Option(help="loopback address to listen on")] = "127.0.0.1",
     verbose: Annotated[bool, typer.Option(help="log every request and print EMF metrics")] = False,
     api: Annotated[
-        ApiKind, typer.Option(help="event shape: REST API (v1), HTTP API (v2) or function URL")
-    ] = ApiKind.REST,
+        ApiKind | None,
+        typer.Option(help="event shape: REST API (v1), HTTP API (v2) or function URL [default: as packed]"),
+    ] = None,
     workers: Annotated[int, typer.Option(min=1, max=64, help="processes serving requests, like warm containers")] = 1,
 ) -> None:
     """Serve BUNDLE's handler on 127.0.0.1 through emulated API Gateway events, without Docker."""
@@ -159,7 +176,7 @@ def serve(
         _fail(error)
         return
     out.print(
-        f"serving {bundle} on http://{host}:{server.server_address[1]}  ({api.value} events; POST /predict, /v2/..., GET /docs; Ctrl-C stops)",
+        f"serving {bundle} on http://{host}:{server.server_address[1]}  ({server.api.value} events; POST /predict, /v2/..., GET /docs; Ctrl-C stops)",
         highlight=False,
     )
     sys.stdout.flush()

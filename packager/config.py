@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from handlers.app import ApiKind
 from packager.errors import LambdafitError
 
 MB = 1_000_000
@@ -27,6 +28,14 @@ class Objective(StrEnum):
     LATENCY = "latency"
     SIZE = "size"
     QUALITY = "quality"
+
+
+class Auth(StrEnum):
+    """Who may call the endpoint. Closed by default: AWS IAM (SigV4-signed requests)."""
+
+    IAM = "iam"
+    API_KEY = "api-key"
+    NONE = "none"
 
 
 NAMED_BUDGETS: dict[str, int] = {
@@ -104,6 +113,11 @@ class PackConfig:
     student: str | None = None
     calibration_method: str = "minmax"
     allow_slower: bool = False
+    api: ApiKind = ApiKind.REST
+    auth: Auth = Auth.IAM
+    model_store: str | None = None
+    reserved_concurrency: int | None = None
+    provisioned_concurrency: int | None = None
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,62}", self.name):

@@ -61,6 +61,13 @@ def check_bundle(bundle: Path) -> Path:
     return model_dir
 
 
+def bundle_api(bundle: Path) -> ApiKind:
+    """The event shape the bundle was packed for (its manifest's runtime.api), REST if it does not say."""
+    from handlers.manifest import Manifest
+
+    return ApiKind(Manifest.load(check_bundle(bundle)).runtime.get("api", ApiKind.REST.value))
+
+
 def load_bundle_handler(bundle: Path, api: ApiKind = ApiKind.REST) -> Handler:
     return make_handler(check_bundle(bundle), api, model_uri=os.environ.get("MODEL_URI") or None)
 
@@ -172,13 +179,15 @@ def serve_bundle(
     host: str = "127.0.0.1",
     port: int = 3000,
     verbose: bool = False,
-    api: ApiKind = ApiKind.REST,
+    api: ApiKind | None = None,
     *,
     load: bool = True,
 ) -> EmulatorServer:
     """Bind the server and, with `load`, load the bundle's handler in this process."""
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise LambdafitError(f"lambdafit serve listens on loopback only, not {host}: it is a development server")
+    if api is None:
+        api = bundle_api(bundle)
     handler = load_bundle_handler(bundle, api) if load else _not_loaded
     if not load:
         check_bundle(bundle)

@@ -13,7 +13,7 @@ import numpy as np
 
 from handlers.manifest import Manifest, TensorSpec, sha256_file
 from packager import recipes
-from packager.bundle import MODEL_FILE, BundleSpec, check_target, handler_code_bytes, write_bundle
+from packager.bundle import FUNCTION_DIR, MODEL_FILE, BundleSpec, check_target, handler_code_bytes, write_bundle
 from packager.config import PackageType, PackConfig
 from packager.cost import CostEstimate, estimate
 from packager.data import Dataset, load_dataset, synthetic_dataset
@@ -22,10 +22,12 @@ from packager.export import export_torch
 from packager.fit import Candidate, FitResult, choose
 from packager.load import OnnxModel, TorchModel, load_factory, load_model
 from packager.measure import measure, open_session, predict
+from packager.model_store import upload
 from packager.quality import Metric, is_classifier, pick_metric
 from packager.recipes.auto import auto_recipes
 from packager.report import to_json, to_markdown
 from packager.signature import count_parameters, ctc_charset, read_metadata, read_signature
+from packager.template import AppModel
 from packager.wheels import glibc_warning, vendor_wheels
 
 Progress = Callable[[str], None]
@@ -149,7 +151,7 @@ def pack(config: PackConfig, progress: Progress = _quiet) -> PackResult:
             labels=tuple(config.labels or loaded.labels),
             recipe=chosen.recipe,
             metrics=chosen.measurement.to_dict() | {"baseline": baseline.to_dict()},
-            runtime={"memory_mb": cost.memory_mb},
+            runtime={"memory_mb": cost.memory_mb, "api": config.api.value},
         )
         budget = {
             "name": config.budget.name,
@@ -159,20 +161,36 @@ def pack(config: PackConfig, progress: Progress = _quiet) -> PackResult:
         report: dict[str, Any] = to_json(result, budget=budget, parts=parts, notes=notes)
         report |= {"export_max_abs_diff": diff, "cost": cost.to_dict(), "eval_rows": len(data.eval)}
         progress(f"writing {config.bundle_dir}")
+        model_uri = None
+        if config.model_store:
+            progress(f"uploading the model to {config.model_store}")
+            model_uri = upload(config.model_store, chosen.path, manifest)
+            notes.append(f"the model lives at {model_uri}; the function fetches it at init")
+        app = AppModel(
+            name=config.name,
+            description=f"lambdafit endpoint for model {config.name} ({chosen.recipe})",
+            code_dir=f"./{FUNCTION_DIR}",
+            python=config.python,
+            arch=config.arch,
+            memory_mb=cost.memory_mb,
+            package_type=config.package_type,
+            api=config.api,
+            auth=config.auth,
+            model_uri=model_uri,
+            model_bytes=chosen.measurement.size_bytes,
+            reserved_concurrency=config.reserved_concurrency,
+            provisioned_concurrency=config.provisioned_concurrency,
+        )
         write_bundle(
             BundleSpec(
-                name=config.name,
+                app=app,
                 manifest=manifest,
                 model_path=chosen.path,
                 wheels=wheels,
-                python=config.python,
-                arch=config.arch,
-                memory_mb=cost.memory_mb,
                 sample_inputs=_sample(data.eval, inputs),
                 report_json=report,
                 report_md=to_markdown(config.name, result, config.budget.limit_bytes, parts, notes, cost),
                 result=result,
-                package_type=config.package_type,
             ),
             config.bundle_dir,
             config.force,

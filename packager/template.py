@@ -1,18 +1,34 @@
-"""The SAM application: one resource model, rendered to template.yaml and samconfig.toml."""
+"""The SAM application: one resource model (`AppModel`), rendered to template.yaml and samconfig.toml.
+
+One `_render_<part>` function per part of the stack, in the manner of Chalice's SAM generator: the
+function, its API front (REST API, HTTP API or function URL), its access control, its log group, the
+alarms that roll a canary deployment back, and the outputs.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from packager.config import Arch, PackageType
+from handlers.app import ApiKind
+from packager.config import Arch, Auth, PackageType
 
 LAMBDA_TIMEOUT_S = 29
 """API Gateway REST's integration timeout: a longer function timeout would only hide 504s."""
+ALIAS = "live"
+STAGE = "Prod"
+LOG_RETENTION_DAYS = 30
+ACCESS_LOG_FORMAT = (
+    '{"requestId":"$context.requestId","ip":"$context.identity.sourceIp","method":"$context.httpMethod",'
+    '"path":"$context.path","status":"$context.status","latency":"$context.responseLatency",'
+    '"integrationLatency":"$context.integrationLatency"}'
+)
+LATENCY_ALARM_FACTOR = 0.8
+"""The p99 duration alarm fires at 80% of the function timeout."""
 
 
 @dataclass(frozen=True)
-class FunctionModel:
+class AppModel:
     name: str
     description: str
     code_dir: str
@@ -21,64 +37,262 @@ class FunctionModel:
     memory_mb: int
     timeout_s: int = LAMBDA_TIMEOUT_S
     package_type: PackageType = PackageType.IMAGE
+    api: ApiKind = ApiKind.REST
+    auth: Auth = Auth.IAM
+    model_uri: str | None = None
+    """s3://bucket/key when the weights live in S3: adds /tmp space and read access to that object."""
+    model_bytes: int = 0
+    reserved_concurrency: int | None = None
+    provisioned_concurrency: int | None = None
+    throttle_rate: int = 50
+    throttle_burst: int = 100
+
+    @property
+    def prefix(self) -> str:
+        return "".join(part.capitalize() for part in self.name.split("-"))
 
     @property
     def logical_id(self) -> str:
-        return "".join(part.capitalize() for part in self.name.split("-")) + "Function"
+        return self.prefix + "Function"
 
 
-def render_template(fn: FunctionModel) -> dict[str, Any]:
-    routes = {
-        "Predict": ("/predict", "post"),
-        "Health": ("/health", "get"),
-        "Everything": ("/{proxy+}", "any"),
-    }
-    events = {
-        key: {"Type": "Api", "Properties": {"Path": path, "Method": method}} for key, (path, method) in routes.items()
-    }
-    function: dict[str, Any] = {
-        "Type": "AWS::Serverless::Function",
-        "Properties": {
-            "PackageType": "Image" if fn.package_type is PackageType.IMAGE else "Zip",
-            "Architectures": [fn.arch.value],
-            "Environment": {
-                "Variables": {
-                    "LAMBDAFIT_API": "rest",
-                    "POWERTOOLS_SERVICE_NAME": fn.name,
-                    "POWERTOOLS_LOG_LEVEL": "INFO",
-                }
-            },
-            "Events": events,
-        },
-    }
-    if fn.package_type is PackageType.IMAGE:
-        function["Metadata"] = {
-            "DockerContext": fn.code_dir,
-            "Dockerfile": "Dockerfile",
-            "DockerTag": f"python{fn.python}-v1",
-        }
-    else:
-        function["Properties"] |= {
-            "CodeUri": fn.code_dir,
-            "Handler": "handlers.lambda_function.lambda_handler",
-            "Runtime": f"python{fn.python}",
-        }
-        # The folder already holds the vendored, slimmed dependencies; SAM's Python builder would drop
-        # their *.so files, so `sam build` runs the folder's Makefile, which copies it as it is.
-        function["Metadata"] = {"BuildMethod": "makefile"}
+def render_template(app: AppModel) -> dict[str, Any]:
+    resources: dict[str, Any] = {app.logical_id: _render_function(app)}
+    resources |= _render_api(app)
+    resources |= _render_logs(app)
+    resources |= _render_alarms(app)
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Transform": "AWS::Serverless-2016-10-31",
-        "Description": fn.description,
-        "Globals": {"Function": {"Timeout": fn.timeout_s, "MemorySize": fn.memory_mb}},
-        "Resources": {fn.logical_id: function},
-        "Outputs": {
-            "Endpoint": {
-                "Description": "Base URL of the API: POST {Endpoint}predict",
-                "Value": {"Fn::Sub": "https://${ServerlessRestApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/Prod/"},
-            },
-            "FunctionName": {"Description": "The inference function", "Value": {"Ref": fn.logical_id}},
+        "Description": app.description,
+        "Resources": resources,
+        "Outputs": _render_outputs(app),
+    }
+
+
+def _render_function(app: AppModel) -> dict[str, Any]:
+    properties: dict[str, Any] = {
+        "PackageType": "Image" if app.package_type is PackageType.IMAGE else "Zip",
+        "Architectures": [app.arch.value],
+        "MemorySize": app.memory_mb,
+        "Timeout": app.timeout_s,
+        "Tracing": "Active",
+        "AutoPublishAlias": ALIAS,
+        "DeploymentPreference": {
+            "Type": "Canary10Percent5Minutes",
+            "Alarms": [{"Ref": f"{app.prefix}ErrorsAlarm"}, {"Ref": f"{app.prefix}LatencyAlarm"}],
         },
+        "Environment": {
+            "Variables": {
+                "LAMBDAFIT_API": app.api.value,
+                "POWERTOOLS_SERVICE_NAME": app.name,
+                "POWERTOOLS_METRICS_NAMESPACE": "lambdafit",
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+            }
+            | ({"MODEL_URI": app.model_uri} if app.model_uri else {})
+        },
+        "Events": _render_events(app),
+    }
+    if app.reserved_concurrency is not None:
+        properties["ReservedConcurrentExecutions"] = app.reserved_concurrency
+    if app.provisioned_concurrency:
+        properties["ProvisionedConcurrencyConfig"] = {"ProvisionedConcurrentExecutions": app.provisioned_concurrency}
+    if app.api is ApiKind.FUNCTION_URL:
+        properties["FunctionUrlConfig"] = {"AuthType": "AWS_IAM" if app.auth is Auth.IAM else "NONE"}
+    if app.model_uri:
+        bucket, _, key = app.model_uri.removeprefix("s3://").partition("/")
+        properties["EphemeralStorage"] = {"Size": _tmp_size_mb(app.model_bytes)}
+        properties["Policies"] = [
+            {"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/{key}"}]}
+        ]
+    function: dict[str, Any] = {
+        "Type": "AWS::Serverless::Function",
+        "Metadata": {
+            "checkov": {
+                "skip": [
+                    {"id": "CKV_AWS_116", "comment": "invoked synchronously by API Gateway: a DLQ never receives"},
+                    {"id": "CKV_AWS_117", "comment": "calls no private resource; a VPC would only add cold start"},
+                    {"id": "CKV_AWS_173", "comment": "environment holds settings only, no secrets"},
+                ]
+                + (
+                    []
+                    if app.reserved_concurrency is not None
+                    else [{"id": "CKV_AWS_115", "comment": "pack --reserved-concurrency N sets a limit"}]
+                )
+            }
+        },
+        "Properties": properties,
+    }
+    if app.package_type is PackageType.IMAGE:
+        function["Metadata"] |= {
+            "DockerContext": app.code_dir,
+            "Dockerfile": "Dockerfile",
+            "DockerTag": f"python{app.python}-v1",
+        }
+    else:
+        properties |= {
+            "CodeUri": app.code_dir,
+            "Handler": "handlers.lambda_function.lambda_handler",
+            "Runtime": f"python{app.python}",
+        }
+        # The folder already holds the vendored, slimmed dependencies; SAM's Python builder would drop
+        # their *.so files, so `sam build` runs the folder's Makefile, which copies it as it is.
+        function["Metadata"]["BuildMethod"] = "makefile"
+    return function
+
+
+def _tmp_size_mb(model_bytes: int) -> int:
+    """Room in /tmp for the model and one partial download of it."""
+    return int(min(10_240, max(512, 2 * model_bytes // 1_000_000 + 256)))
+
+
+def _render_events(app: AppModel) -> dict[str, Any]:
+    routes = {"Predict": ("/predict", "post"), "Health": ("/health", "get"), "Everything": ("/{proxy+}", "any")}
+    if app.api is ApiKind.REST:
+        return {
+            key: {
+                "Type": "Api",
+                "Properties": {"Path": path, "Method": method, "RestApiId": {"Ref": f"{app.prefix}Api"}},
+            }
+            for key, (path, method) in routes.items()
+        }
+    if app.api is ApiKind.HTTP:
+        return {
+            key: {
+                "Type": "HttpApi",
+                "Properties": {"Path": path, "Method": method.upper(), "ApiId": {"Ref": f"{app.prefix}HttpApi"}},
+            }
+            for key, (path, method) in routes.items()
+        }
+    return {}
+
+
+def _render_api(app: AppModel) -> dict[str, Any]:
+    if app.api is ApiKind.REST:
+        auth: dict[str, Any] = {}
+        if app.auth is Auth.IAM:
+            auth = {"DefaultAuthorizer": "AWS_IAM"}
+        elif app.auth is Auth.API_KEY:
+            auth = {
+                "ApiKeyRequired": True,
+                "UsagePlan": {
+                    "CreateUsagePlan": "PER_API",
+                    "Throttle": {"RateLimit": app.throttle_rate, "BurstLimit": app.throttle_burst},
+                },
+            }
+        api: dict[str, Any] = {
+            "Type": "AWS::Serverless::Api",
+            "Metadata": {
+                "checkov": {
+                    "skip": [
+                        {
+                            "id": "CKV_AWS_120",
+                            "comment": "answers are per POST body; a cache keyed on the path would mix them",
+                        }
+                    ]
+                }
+            },
+            "Properties": {
+                "StageName": STAGE,
+                "TracingEnabled": True,
+                "AccessLogSetting": {
+                    "DestinationArn": {"Fn::GetAtt": [f"{app.prefix}AccessLogs", "Arn"]},
+                    "Format": ACCESS_LOG_FORMAT,
+                },
+                "MethodSettings": [
+                    {
+                        "ResourcePath": "/*",
+                        "HttpMethod": "*",
+                        "ThrottlingRateLimit": app.throttle_rate,
+                        "ThrottlingBurstLimit": app.throttle_burst,
+                        "MetricsEnabled": True,
+                    }
+                ],
+            }
+            | ({"Auth": auth} if auth else {}),
+        }
+        return {f"{app.prefix}Api": api, f"{app.prefix}AccessLogs": _log_group(None)}
+    if app.api is ApiKind.HTTP:
+        http: dict[str, Any] = {
+            "Type": "AWS::Serverless::HttpApi",
+            "Properties": {
+                "DefaultRouteSettings": {
+                    "ThrottlingRateLimit": app.throttle_rate,
+                    "ThrottlingBurstLimit": app.throttle_burst,
+                },
+                "AccessLogSettings": {
+                    "DestinationArn": {"Fn::GetAtt": [f"{app.prefix}AccessLogs", "Arn"]},
+                    "Format": ACCESS_LOG_FORMAT,
+                },
+            },
+        }
+        if app.auth is Auth.IAM:
+            http["Properties"]["Auth"] = {"EnableIamAuthorizer": True, "DefaultAuthorizer": "AWS_IAM"}
+        return {f"{app.prefix}HttpApi": http, f"{app.prefix}AccessLogs": _log_group(None)}
+    return {}
+
+
+def _render_logs(app: AppModel) -> dict[str, Any]:
+    return {f"{app.prefix}Logs": _log_group({"Fn::Sub": f"/aws/lambda/${{{app.logical_id}}}"})}
+
+
+def _log_group(name: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "Type": "AWS::Logs::LogGroup",
+        "Metadata": {
+            "checkov": {
+                "skip": [{"id": "CKV_AWS_158", "comment": "CloudWatch encrypts logs at rest; add a KMS key to own it"}]
+            }
+        },
+        "Properties": ({"LogGroupName": name} if name else {}) | {"RetentionInDays": LOG_RETENTION_DAYS},
+    }
+
+
+def _render_alarms(app: AppModel) -> dict[str, Any]:
+    dimensions = [
+        {"Name": "FunctionName", "Value": {"Ref": app.logical_id}},
+        {"Name": "Resource", "Value": {"Fn::Sub": f"${{{app.logical_id}}}:{ALIAS}"}},
+    ]
+    common = {"Namespace": "AWS/Lambda", "Dimensions": dimensions, "Period": 60, "EvaluationPeriods": 2}
+    return {
+        f"{app.prefix}ErrorsAlarm": {
+            "Type": "AWS::CloudWatch::Alarm",
+            "Properties": common
+            | {
+                "AlarmDescription": f"{app.name}: function errors (5xx) on the live alias; rolls a canary back",
+                "MetricName": "Errors",
+                "Statistic": "Sum",
+                "Threshold": 1,
+                "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+                "TreatMissingData": "notBreaching",
+            },
+        },
+        f"{app.prefix}LatencyAlarm": {
+            "Type": "AWS::CloudWatch::Alarm",
+            "Properties": common
+            | {
+                "AlarmDescription": f"{app.name}: p99 duration near the timeout; rolls a canary back",
+                "MetricName": "Duration",
+                "ExtendedStatistic": "p99",
+                "Threshold": int(app.timeout_s * 1000 * LATENCY_ALARM_FACTOR),
+                "ComparisonOperator": "GreaterThanThreshold",
+                "TreatMissingData": "notBreaching",
+            },
+        },
+    }
+
+
+def _render_outputs(app: AppModel) -> dict[str, Any]:
+    if app.api is ApiKind.REST:
+        url = f"https://${{{app.prefix}Api}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/{STAGE}/"
+    elif app.api is ApiKind.HTTP:
+        url = f"https://${{{app.prefix}HttpApi}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/"
+    else:
+        url = f"${{{app.logical_id}Url.FunctionUrl}}"
+    return {
+        "Endpoint": {"Description": "Base URL of the endpoint: POST {Endpoint}predict", "Value": {"Fn::Sub": url}},
+        "FunctionName": {"Description": "The inference function", "Value": {"Ref": app.logical_id}},
+        "Auth": {"Description": "How callers authenticate", "Value": app.auth.value},
     }
 
 
