@@ -68,8 +68,25 @@ def bundle_api(bundle: Path) -> ApiKind:
     return ApiKind(Manifest.load(check_bundle(bundle)).runtime.get("api", ApiKind.REST.value))
 
 
+def template_environment(bundle: Path) -> dict[str, str]:
+    """The function's environment variables as the bundle's template sets them (as `sam local` reads them)."""
+    import yaml
+
+    try:
+        template = yaml.safe_load((bundle / "template.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    for resource in (template.get("Resources") or {}).values():
+        if resource.get("Type") == "AWS::Serverless::Function":
+            variables = resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
+            return {k: v for k, v in variables.items() if isinstance(v, str)}
+    return {}
+
+
 def load_bundle_handler(bundle: Path, api: ApiKind = ApiKind.REST) -> Handler:
-    return make_handler(check_bundle(bundle), api, model_uri=os.environ.get("MODEL_URI") or None)
+    """The bundle's handler with its template's settings; MODEL_URI in this process's environment wins."""
+    model_uri = os.environ.get("MODEL_URI") or template_environment(bundle).get("MODEL_URI")
+    return make_handler(check_bundle(bundle), api, model_uri=model_uri)
 
 
 def make_event(

@@ -79,3 +79,4 @@ def http(
 
 
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # tests/unit/test_metrics.py turns them back on

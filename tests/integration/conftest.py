@@ -45,10 +45,36 @@ def sam() -> Sam:
 
 
 @pytest.fixture(scope="session")
-def built_bundle(sam: Sam, digits_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The digits bundle after a real `sam build` (of its image, offline from vendored wheels)."""
-    work = tmp_path_factory.mktemp("sam") / "digits"
-    shutil.copytree(digits_bundle, work)
+def zip_http_bundle(tmp_path_factory: pytest.TempPathFactory, digits_files: dict[str, Path]) -> Path:
+    """The digits model again, as a Zip package behind an HTTP API (payload format 2.0)."""
+    from handlers.app import ApiKind
+    from packager.config import PackageType, PackConfig, budget_and_package
+    from packager.pack import pack
+    from tests.conftest import DIGITS
+
+    budget, package = budget_and_package(None, PackageType.ZIP)
+    config = PackConfig(
+        model=f"{DIGITS / 'model.py'}:build", name="digits", output_dir=tmp_path_factory.mktemp("zip"),
+        eval_data=digits_files["eval"], calibration_data=digits_files["train"], python="3.11",
+        budget=budget, package_type=package, api=ApiKind.HTTP, recipes=("slim+int8-static",),
+    )  # fmt: skip
+    return pack(config).bundle
+
+
+def _build(sam: Sam, bundle: Path, work: Path) -> Path:
+    shutil.copytree(bundle, work)
     result = sam.run("build", "-t", "template.yaml", cwd=work)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return work
+
+
+@pytest.fixture(scope="session")
+def built_bundles(
+    sam: Sam, digits_bundle: Path, zip_http_bundle: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
+    """Both bundles after a real `sam build`: the image from vendored wheels, offline; the zip by its Makefile."""
+    root = tmp_path_factory.mktemp("sam")
+    return {
+        "image-rest": _build(sam, digits_bundle, root / "image" / "digits"),
+        "zip-http": _build(sam, zip_http_bundle, root / "zip" / "digits"),
+    }

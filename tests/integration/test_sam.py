@@ -1,18 +1,30 @@
-"""The real AWS SAM CLI and Docker on the generated bundle and the root template."""
+"""The real AWS SAM CLI and Docker on generated bundles and the root template."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from handlers.app import ApiKind, make_handler
-from packager.emulator import LambdaContext
+from handlers.app import make_handler
+from packager.emulator import LambdaContext, bundle_api, serve_bundle
 from tests.conftest import ROOT
-from tests.integration.conftest import Sam
+from tests.integration.conftest import EMULATION, Sam
 
 pytestmark = pytest.mark.integration
+ROW = [0.5] * 64
 
 
 @pytest.mark.parametrize("which", ["root", "bundle"])
@@ -23,29 +35,124 @@ def test_sam_validate_lint(sam: Sam, digits_bundle: Path, which: str) -> None:
     assert "is a valid SAM Template" in result.stdout + result.stderr
 
 
-def _last_json(text: str) -> dict[str, object]:
+def _last_json(text: str) -> dict[str, Any]:
     for line in reversed(text.strip().splitlines()):
         if line.startswith("{"):
             return json.loads(line)  # type: ignore[no-any-return]
     raise AssertionError(f"no JSON response in sam output:\n{text[-2000:]}")
 
 
-def test_sam_local_invoke_answers_every_bundle_event_like_lambdafit_serve(sam: Sam, built_bundle: Path) -> None:
-    local = make_handler(built_bundle / "function" / "model", ApiKind.REST)
-    events = sorted((built_bundle / "events").glob("*.json"))
-    assert {e.name for e in events} >= {"predict-rest.json", "health-rest.json"}
+@pytest.mark.parametrize("kind", ["image-rest", "zip-http"])
+def test_sam_local_invoke_answers_every_bundle_event_like_lambdafit_serve(
+    sam: Sam, built_bundles: dict[str, Path], kind: str
+) -> None:
+    bundle = built_bundles[kind]
+    api = bundle_api(bundle)
+    local = make_handler(bundle / "function" / "model", api)
+    events = sorted((bundle / "events").glob("*.json"))
+    assert {e.name for e in events} >= {f"predict-{api.value}.json", f"v2-infer-{api.value}.json"}
     for event in events:
         result = sam.run(
-            "local",
-            "invoke",
-            "-e",
-            str(event),
-            "--skip-pull-image",
-            "DigitsFunction",
-            cwd=built_bundle,
-            timeout=300,
+            "local", "invoke", "-e", str(event), "--skip-pull-image", "DigitsFunction", cwd=bundle, timeout=300
         )
         response = _last_json(result.stdout)
         assert response["statusCode"] == 200, (event.name, result.stdout[-2000:], result.stderr[-2000:])
         expected = local(json.loads(event.read_text()), LambdaContext(function_name="digits"))
         assert json.loads(str(response["body"])) == json.loads(expected["body"]), event.name
+
+
+def test_package_sizes_are_within_lambda_limits(built_bundles: dict[str, Path]) -> None:
+    image = subprocess.run(["docker", "image", "inspect", "digitsfunction:python3.11-v1", "-f", "{{.Size}}"],
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    image_bytes = int(image.stdout.strip())
+    artifact = built_bundles["zip-http"] / ".aws-sam" / "build" / "DigitsFunction"
+    unzipped = sum(p.stat().st_size for p in artifact.rglob("*") if p.is_file())
+    zipped = subprocess.run(
+        ["bash", "-c", f"cd {artifact} && zip -qr -X - . | wc -c"], capture_output=True, text=True, check=False
+    )
+    print(f"image {image_bytes / 1e6:.1f} MB (limit 10,737 MB); zip {unzipped / 1e6:.1f} MB unzipped (limit 262 MB)"
+          + (f", {int(zipped.stdout) / 1e6:.1f} MB zipped" if zipped.stdout.strip().isdigit() else ""))  # fmt: skip
+    assert image_bytes < 10_737_418_240
+    assert unzipped < 262_144_000
+    assert (artifact / "numpy" / "_core").is_dir() and list(
+        (artifact / "numpy" / "_core").glob("_multiarray_umath*.so")
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+CORPUS: list[tuple[str, str, str | None]] = [
+    ("POST", "/predict", json.dumps({"inputs": [ROW, [0.1] * 64]})),
+    ("GET", "/health", None),
+    ("GET", "/v2", None),
+    ("GET", "/v2/health/ready", None),
+    ("GET", "/v2/models/digits", None),
+    (
+        "POST",
+        "/v2/models/digits/infer",
+        json.dumps({"id": "7", "inputs": [{"name": "x", "shape": [1, 64], "datatype": "FP32", "data": ROW}]}),
+    ),
+    ("POST", "/v2/models/nope/infer", json.dumps({"inputs": []})),
+    ("POST", "/predict", '{"inputs": [[1, 2'),
+    ("POST", "/predict", json.dumps({"inputs": [[0.5] * 10]})),
+    ("POST", "/predict", json.dumps({"inputs": [["a"] * 64]})),
+    ("POST", "/predict", ""),
+    ("GET", "/nope", None),
+    ("GET", "/predict", None),
+    ("GET", "/openapi.json", None),
+]
+
+
+def request(base: str, method: str, path: str, body: str | None) -> tuple[int, Any]:
+    data = body.encode() if body is not None else None
+    req = urllib.request.Request(base + path, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.fixture(scope="module")
+def start_api(sam: Sam, built_bundles: dict[str, Path]) -> Iterator[str]:
+    """`sam local start-api --warm-containers EAGER` on the image bundle, on loopback."""
+    port = _free_port()
+    command = [sys.executable, str(EMULATION / "sam-hostnet"), "local", "start-api", "--skip-pull-image",
+               "--warm-containers", "EAGER", "--port", str(port), "--host", "127.0.0.1"]  # fmt: skip
+    log = built_bundles["image-rest"] / "start-api.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            command, cwd=built_bundles["image-rest"], env=sam.env, stdout=out, stderr=out, start_new_session=True
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                if request(base, "GET", "/health", None)[0] == 200:
+                    break
+            except (OSError, ValueError):
+                time.sleep(0.5)
+        else:
+            raise AssertionError(f"sam local start-api did not answer: {log.read_text()[-3000:]}")
+        yield base
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
+
+
+def test_start_api_and_lambdafit_serve_answer_alike(start_api: str, built_bundles: dict[str, Path]) -> None:
+    server = serve_bundle(built_bundles["image-rest"], port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        ours = f"http://127.0.0.1:{server.server_address[1]}"
+        for method, path, body in CORPUS:
+            assert request(start_api, method, path, body) == request(ours, method, path, body), (method, path)
+    finally:
+        server.shutdown()
+        server.server_close()

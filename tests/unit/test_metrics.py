@@ -1,0 +1,44 @@
+"""EMF metrics: one JSON line per invocation on stdout, which CloudWatch turns into metrics."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from handlers.app import ApiKind, create_app, metrics
+from handlers.manifest import Manifest, TensorSpec
+from handlers.runtime import Service
+from tests.conftest import load_event
+
+
+class FakeRuntime:
+    """A stand-in session: the unit tier has no model file (functional tests use real onnxruntime)."""
+
+    manifest = Manifest(
+        name="digits", version="v", model_file="m.onnx", sha256="0" * 64,
+        inputs=(TensorSpec("x", "float32", ("batch", 64)),), outputs=(TensorSpec("logits", "float32", ("batch", 10)),),
+    )  # fmt: skip
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"logits": np.zeros((len(inputs["x"]), 10), dtype=np.float32)}
+
+
+def test_each_invocation_prints_emf_with_latency_and_errors(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    app = create_app(Service(runtime=FakeRuntime()), ApiKind.REST)  # type: ignore[arg-type]
+
+    @metrics.log_metrics
+    def handler(event: dict[str, object], context: object) -> dict[str, object]:
+        return app.resolve(event, context)
+
+    assert handler(load_event("predict-rest.json"), None)["statusCode"] == 200
+    assert handler(load_event("wrong-shape-rest.json"), None)["statusCode"] == 400
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    assert len(lines) == 2
+    assert lines[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "lambdafit"
+    assert len(lines[0]["InferenceLatency"]) == 1 and lines[0]["InferenceLatency"][0] >= 0
+    assert lines[1]["ClientErrors"] == [1.0]
