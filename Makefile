@@ -9,7 +9,8 @@ EMULATION ?= ../shared/lambda-emulation
 export LAMBDAFIT_PYTHON ?= 3.11
 DIGITS := examples/digits
 
-.PHONY: venv emulation digits demo test lint unit functional integration bench clean
+.PHONY: venv system emulation digits demo test lint unit functional integration bench clean
+APT_PACKAGES := chromium fonts-dejavu-core zip wrk
 
 $(VENV)/.installed: pyproject.toml handlers/requirements.txt requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +21,13 @@ $(VENV)/.installed: pyproject.toml handlers/requirements.txt requirements/constr
 	touch $@
 
 venv: $(VENV)/.installed
+
+# Debian packages the tests use: Chromium renders /docs, DejaVu draws the OCR text lines, wrk loads serve.
+system:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing $$missing"; apt-get update -qq >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
 emulation: venv
 	PYTHON=$(BIN)/python bash $(EMULATION)/setup.sh
@@ -40,17 +48,19 @@ lint: venv
 unit: venv
 	$(BIN)/pytest -q tests/unit
 
-functional: venv digits
+functional: venv system digits
 	$(BIN)/pytest -q tests/functional
 
 integration: venv digits emulation
 	$(BIN)/pytest -q tests/integration
 
-test: venv digits emulation lint
+test: venv system digits emulation lint
 	$(BIN)/pytest -q tests/unit tests/functional tests/integration
 
-bench: venv digits
+bench: venv system digits emulation
 	$(BIN)/python bench/compression.py
+	$(BIN)/python bench/handler.py
+	$(BIN)/python bench/emulators.py
 
 clean:
 	rm -rf build .aws-sam .pytest_cache .mypy_cache .ruff_cache
