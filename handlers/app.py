@@ -20,6 +20,7 @@ from aws_lambda_powertools.event_handler import (
 from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError as _RouteNotFound
 from aws_lambda_powertools.metrics import Metrics, MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from handlers import v2
 from handlers.errors import (
@@ -31,7 +32,7 @@ from handlers.errors import (
     UnsupportedMediaTypeError,
 )
 from handlers.logs import logger
-from handlers.runtime import Service, decode_inputs, load_service, top_k
+from handlers.runtime import Service, load_service, top_k
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -111,7 +112,7 @@ def create_app(service: Service, api: ApiKind = ApiKind.REST, static_dir: Path |
     def predict() -> Response[str]:
         runtime = service.require()
         manifest = runtime.manifest
-        outputs = timed_run(runtime, decode_inputs(read_json(app), manifest.inputs))
+        outputs = timed_run(runtime, runtime.decode(read_json(app)))
         body: dict[str, Any] = {
             "outputs": {name: value.tolist() for name, value in outputs.items()},
             "model": manifest.name,
@@ -263,17 +264,23 @@ def make_handler(
     )
     app = create_app(service, api, static_dir=model_dir.parent / "static")
     first = [True]
+    emit = not is_metrics_disabled()
 
-    @logger.inject_lambda_context(log_event=False)
-    @metrics.log_metrics(capture_cold_start_metric=True)
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
         if first[0]:
             first[0] = False
             metrics.add_metric(name="ModelLoadTime", unit=MetricUnit.Milliseconds, value=load_ms)
-        return app.resolve(event, context)
+        try:
+            return app.resolve(event, context)
+        finally:
+            if not emit:  # powertools keeps (and re-flushes) disabled metrics; drop them per request
+                metrics.clear_metrics()
 
-    return cast("Callable[[dict[str, Any], Any], dict[str, Any]]", handler)
+    wrapped = metrics.log_metrics(handler, capture_cold_start_metric=True) if emit else handler
+    return cast(
+        "Callable[[dict[str, Any], Any], dict[str, Any]]", logger.inject_lambda_context(wrapped, log_event=False)
+    )
 
 
 def error_response(error: ServiceError, headers: dict[str, str] | None = None) -> Response[str]:
@@ -288,7 +295,7 @@ def error_response(error: ServiceError, headers: dict[str, str] | None = None) -
 def read_json(app: ApiGatewayResolver) -> Any:
     """The request body as JSON, after the checks API Gateway itself would not make."""
     event = app.current_event
-    content_type = event.get_header_value("content-type", default_value="", case_sensitive=False) or ""
+    content_type = event.headers.get("content-type") or ""
     media = content_type.split(";", 1)[0].strip().lower()
     if media and media != "application/json" and not media.endswith("+json"):
         raise UnsupportedMediaTypeError(f"send the body as application/json, not {media}")

@@ -18,6 +18,8 @@ from handlers.manifest import Manifest, TensorSpec, sha256_file
 if TYPE_CHECKING:
     import onnxruntime
 
+    from handlers.codecs import Codec
+
 MAX_INPUT_ELEMENTS = 4_000_000
 """More numbers than a 6 MB JSON body can carry; a bound on work before anything is allocated."""
 
@@ -53,6 +55,8 @@ class ModelRuntime:
     session: onnxruntime.InferenceSession
     timings: dict[str, float] = field(default_factory=dict)
     """What loading cost, in ms: verify (manifest, checksum, any download) and session creation."""
+    codec: Codec | None = None
+    """How `{"image": ...}` or `{"text": ...}` requests become tensors, when the bundle takes them."""
 
     def __post_init__(self) -> None:
         self._output_names = [spec.name for spec in self.manifest.outputs]
@@ -81,7 +85,18 @@ class ModelRuntime:
             providers=["CPUExecutionProvider"],
         )
         timings = {"verify_ms": (verified - start) * 1000, "session_ms": (time.perf_counter() - verified) * 1000}
-        return cls(manifest=manifest, session=session, timings=timings)
+        codec = None
+        if manifest.preprocessing.get("kind", "tensor") != "tensor":
+            from handlers.codecs import make_codec
+
+            codec = make_codec(manifest, model_dir)
+        return cls(manifest=manifest, session=session, timings=timings, codec=codec)
+
+    def decode(self, payload: Any) -> dict[str, np.ndarray]:
+        """A /predict body as model inputs: tensors under "inputs", or what the bundle's codec takes."""
+        if isinstance(payload, dict) and "inputs" not in payload and self.codec is not None:
+            return self.codec.decode(payload)
+        return decode_inputs(payload, self.manifest.inputs)
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         results = self.session.run(self._output_names, inputs)

@@ -9,7 +9,7 @@ import py_compile
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,8 @@ class BundleSpec:
     report_json: dict[str, Any]
     report_md: str
     result: FitResult | None = None
+    model_files: dict[str, Path] = field(default_factory=dict)
+    """Extra files for the model folder (a tokenizer), by name."""
 
 
 def handler_files() -> list[Path]:
@@ -134,6 +136,8 @@ def _fill(spec: BundleSpec, root: Path) -> None:
     app = spec.app
     if app.model_uri is None:
         shutil.copyfile(spec.model_path, function / "model" / spec.manifest.model_file)
+    for name, source in spec.model_files.items():
+        shutil.copyfile(source, function / "model" / name)
     copy_docs_assets(function / "static")
     (function / "model" / MANIFEST_NAME).write_text(spec.manifest.dumps(), encoding="utf-8")
     for path in handler_files():

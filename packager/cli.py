@@ -85,6 +85,9 @@ def pack(
     ] = None,
     reserved_concurrency: Annotated[int | None, typer.Option(min=0, help="cap on concurrent executions")] = None,
     provisioned_concurrency: Annotated[int | None, typer.Option(min=1, help="pre-initialized environments")] = None,
+    preprocess: Annotated[
+        Path | None, typer.Option(help="JSON: let clients send images or text (see handlers/codecs.py)")
+    ] = None,
     force: Annotated[bool, typer.Option(help="replace an existing bundle of the same name")] = False,
 ) -> None:
     """Export, optimize and measure MODEL, choose the best candidate that fits, write a SAM bundle."""
@@ -117,6 +120,7 @@ def pack(
             model_store=model_store,
             reserved_concurrency=reserved_concurrency,
             provisioned_concurrency=provisioned_concurrency,
+            preprocess=preprocess,
         )
         with err.status("packing") as status:
             result = run_pack(config, progress=lambda message: status.update(message))

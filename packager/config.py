@@ -118,6 +118,8 @@ class PackConfig:
     model_store: str | None = None
     reserved_concurrency: int | None = None
     provisioned_concurrency: int | None = None
+    preprocess: Path | None = None
+    """JSON describing image or text requests (handlers/codecs.py); tensors only when absent."""
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,62}", self.name):

@@ -23,6 +23,7 @@ from packager.fit import Candidate, FitResult, choose
 from packager.load import OnnxModel, TorchModel, load_factory, load_model
 from packager.measure import measure, open_session, predict
 from packager.model_store import upload
+from packager.preprocess import check_preprocessing, load_preprocessing
 from packager.quality import Metric, is_classifier, pick_metric
 from packager.recipes.auto import auto_recipes
 from packager.report import to_json, to_markdown
@@ -98,7 +99,8 @@ def pack(config: PackConfig, progress: Progress = _quiet) -> PackResult:
         data = _datasets(config, inputs, notes)
 
         progress(f"vendoring runtime wheels for python{config.python} {config.arch.value}")
-        wheels = vendor_wheels(config.python, config.arch, config.wheel_dir)
+        preprocessing = load_preprocessing(config.preprocess)
+        wheels = vendor_wheels(config.python, config.arch, config.wheel_dir, preprocessing.extras)
         if warning := glibc_warning(wheels, config.python):
             notes.append(warning)
         fixed = wheels.installed_bytes + handler_code_bytes()
@@ -152,7 +154,9 @@ def pack(config: PackConfig, progress: Progress = _quiet) -> PackResult:
             recipe=chosen.recipe,
             metrics=chosen.measurement.to_dict() | {"baseline": baseline.to_dict()},
             runtime={"memory_mb": cost.memory_mb, "api": config.api.value},
+            preprocessing=preprocessing.config,
         )
+        check_preprocessing(preprocessing, manifest)
         budget = {
             "name": config.budget.name,
             "limit_bytes": config.budget.limit_bytes,
@@ -191,6 +195,7 @@ def pack(config: PackConfig, progress: Progress = _quiet) -> PackResult:
                 report_json=report,
                 report_md=to_markdown(config.name, result, config.budget.limit_bytes, parts, notes, cost),
                 result=result,
+                model_files=preprocessing.files,
             ),
             config.bundle_dir,
             config.force,

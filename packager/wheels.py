@@ -70,18 +70,25 @@ class WheelSet:
         return dict(sorted(sizes.items(), key=lambda item: -item[1]))
 
 
-def runtime_requirements() -> tuple[str, ...]:
-    text = resources.files("handlers").joinpath("requirements.txt").read_text(encoding="utf-8")
-    return tuple(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+def runtime_requirements(extras: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The handler's pinned runtime requirements, plus those of the preprocessing `extras` asked for."""
+    package = resources.files("handlers")
+    lines = [line.strip() for line in package.joinpath("requirements.txt").read_text(encoding="utf-8").splitlines()]
+    required = [line for line in lines if line and not line.startswith("#")]
+    for line in package.joinpath("requirements-extra.txt").read_text(encoding="utf-8").splitlines():
+        extra, sep, requirement = line.partition(":")
+        if sep and not line.startswith("#") and extra.strip() in extras:
+            required.append(requirement.strip())
+    return tuple(required)
 
 
 def cache_root() -> Path:
     return Path(os.environ.get("LAMBDAFIT_WHEEL_CACHE") or Path.home() / ".cache" / "lambdafit" / "wheels")
 
 
-def vendor_wheels(python: str, arch: Arch, wheel_dir: Path | None = None) -> WheelSet:
+def vendor_wheels(python: str, arch: Arch, wheel_dir: Path | None = None, extras: tuple[str, ...] = ()) -> WheelSet:
     """Wheels for the runtime requirements: from `wheel_dir` if given, else downloaded once and cached."""
-    requirements = runtime_requirements()
+    requirements = runtime_requirements(extras)
     if wheel_dir is not None:
         wheels = tuple(sorted(wheel_dir.glob("*.whl")))
         if not wheels:

@@ -9,7 +9,7 @@ import pytest
 
 from handlers.app import ApiKind, create_app, metrics
 from handlers.manifest import Manifest, TensorSpec
-from handlers.runtime import Service
+from handlers.runtime import Service, decode_inputs
 from tests.conftest import load_event
 
 
@@ -20,6 +20,9 @@ class FakeRuntime:
         name="digits", version="v", model_file="m.onnx", sha256="0" * 64,
         inputs=(TensorSpec("x", "float32", ("batch", 64)),), outputs=(TensorSpec("logits", "float32", ("batch", 10)),),
     )  # fmt: skip
+
+    def decode(self, payload: object) -> dict[str, np.ndarray]:
+        return decode_inputs(payload, self.manifest.inputs)
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {"logits": np.zeros((len(inputs["x"]), 10), dtype=np.float32)}

@@ -1,0 +1,155 @@
+"""Request codecs: what a client may send instead of raw tensors, as the bundle's preprocessing says.
+
+    {"kind": "image", "input": "x", "size": [H, W], "mode": "RGB" | "L", "scale": 1/255,
+     "mean": [...], "std": [...], "layout": "NCHW" | "NHWC"}
+        -> {"image": base64} or {"images": [base64, ...]}  (PNG or JPEG)
+    {"kind": "text", "tokenizer": "tokenizer.json", "max_length": 64, "ids": "input_ids", "mask": "attention_mask"}
+        -> {"text": "..."} or {"texts": ["...", ...]}
+
+Pillow and tokenizers are imported only by bundles that use them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from handlers.errors import BadRequestError, ManifestError, PayloadTooLargeError
+from handlers.manifest import Manifest, TensorSpec
+
+MAX_ITEMS = 64
+MAX_PIXELS = 40_000_000
+
+
+class ImageCodec:
+    fields = ("image", "images")
+
+    def __init__(self, config: dict[str, Any], manifest: Manifest) -> None:
+        self.spec = _input(manifest, config.get("input"))
+        try:
+            self.size = (int(config["size"][0]), int(config["size"][1]))
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise ManifestError("image preprocessing needs size: [height, width]") from exc
+        self.mode = str(config.get("mode", "RGB"))
+        channels = 1 if self.mode == "L" else 3
+        self.scale = float(config.get("scale", 1 / 255))
+        self.mean = np.asarray(config.get("mean", [0.0] * channels), dtype=np.float32)
+        self.std = np.asarray(config.get("std", [1.0] * channels), dtype=np.float32)
+        self.layout = str(config.get("layout", "NCHW"))
+
+    def decode(self, payload: dict[str, Any]) -> dict[str, np.ndarray]:
+        from PIL import Image, UnidentifiedImageError
+
+        Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+        items = _items(payload, *self.fields)
+        arrays = []
+        for index, item in enumerate(items):
+            raw = _b64(item, f"image {index}")
+            try:
+                with Image.open(io.BytesIO(raw)) as image:
+                    if image.format not in ("PNG", "JPEG"):
+                        raise BadRequestError(f"image {index} is {image.format}; send PNG or JPEG", code="bad_image")
+                    pixels = image.convert(self.mode).resize((self.size[1], self.size[0]), Image.Resampling.BILINEAR)
+                    arrays.append(np.asarray(pixels, dtype=np.float32))
+            except Image.DecompressionBombError as exc:
+                raise PayloadTooLargeError(
+                    f"image {index} has more than {MAX_PIXELS} pixels", code="image_too_large"
+                ) from exc
+            except (UnidentifiedImageError, OSError) as exc:
+                raise BadRequestError(f"image {index} is not a readable PNG or JPEG image", code="bad_image") from exc
+        batch = np.stack(arrays) * self.scale
+        if batch.ndim == 3:
+            batch = batch[..., None]
+        batch = (batch - self.mean) / self.std
+        if self.layout == "NCHW":
+            batch = batch.transpose(0, 3, 1, 2)
+        return {self.spec.name: _fit(batch.astype(np.float32), self.spec)}
+
+
+class TextCodec:
+    fields = ("text", "texts")
+
+    def __init__(self, config: dict[str, Any], manifest: Manifest, model_dir: Path) -> None:
+        from tokenizers import Tokenizer
+
+        self.ids = _input(manifest, config.get("ids"))
+        mask = config.get("mask")
+        self.mask = _input(manifest, mask) if mask else None
+        self.max_length = int(config.get("max_length", 128))
+        try:
+            self.tokenizer = Tokenizer.from_file(str(model_dir / str(config.get("tokenizer", "tokenizer.json"))))
+        except Exception as exc:
+            raise ManifestError(f"cannot load the bundle's tokenizer: {exc}") from exc
+        self.tokenizer.enable_truncation(self.max_length)
+        self.tokenizer.enable_padding(length=self.max_length)
+
+    def decode(self, payload: dict[str, Any]) -> dict[str, np.ndarray]:
+        texts = _items(payload, *self.fields)
+        if not all(isinstance(t, str) for t in texts):
+            raise BadRequestError("texts must be strings", code="wrong_dtype")
+        encodings = self.tokenizer.encode_batch(texts)
+        arrays = {self.ids.name: np.asarray([e.ids for e in encodings], dtype=self.ids.dtype)}
+        if self.mask is not None:
+            arrays[self.mask.name] = np.asarray([e.attention_mask for e in encodings], dtype=self.mask.dtype)
+        return arrays
+
+
+Codec = ImageCodec | TextCodec
+
+
+def make_codec(manifest: Manifest, model_dir: Path) -> Codec | None:
+    config = manifest.preprocessing
+    kind = config.get("kind", "tensor")
+    if kind == "tensor":
+        return None
+    if kind == "image":
+        return ImageCodec(config, manifest)
+    if kind == "text":
+        return TextCodec(config, manifest, model_dir)
+    raise ManifestError(f"unknown preprocessing kind {kind!r}: this handler knows tensor, image and text")
+
+
+def _input(manifest: Manifest, name: Any) -> TensorSpec:
+    specs = {spec.name: spec for spec in manifest.inputs}
+    if name is None and len(specs) == 1:
+        return manifest.inputs[0]
+    if name not in specs:
+        raise ManifestError(f"preprocessing names input {name!r}, but the model takes {list(specs)}")
+    return specs[name]
+
+
+def _items(payload: dict[str, Any], one: str, many: str) -> list[Any]:
+    if one in payload and many in payload:
+        raise BadRequestError(f'send "{one}" or "{many}", not both')
+    items = [payload[one]] if one in payload else payload.get(many)
+    if not isinstance(items, list) or not items:
+        raise BadRequestError(f'send "{one}": a value, or "{many}": a non-empty list')
+    if len(items) > MAX_ITEMS:
+        raise BadRequestError(f"at most {MAX_ITEMS} {many} per request, got {len(items)}")
+    return items
+
+
+def _b64(value: Any, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise BadRequestError(f"{what} must be a base64 string", code="bad_image")
+    try:
+        return base64.b64decode(value.split(",", 1)[-1] if value.startswith("data:") else value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise BadRequestError(f"{what} is not valid base64", code="bad_base64") from exc
+
+
+def _fit(batch: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """Reshape the decoded images to the model input (e.g. 8x8 grey pixels into a 64-vector)."""
+    if len(spec.shape) == batch.ndim and all(
+        not isinstance(d, int) or d in (-1, got) for d, got in zip(spec.shape[1:], batch.shape[1:], strict=True)
+    ):
+        return batch
+    per_item = [d for d in spec.shape[1:] if isinstance(d, int) and d > 0]
+    if len(per_item) == len(spec.shape) - 1 and int(np.prod(per_item)) == int(np.prod(batch.shape[1:])):
+        return batch.reshape(len(batch), *per_item)
+    raise ManifestError(f"preprocessed images are {list(batch.shape[1:])}, the model input is {spec.describe()}")
