@@ -103,7 +103,8 @@ def pack(config: PackConfig, progress: Progress = _quiet) -> PackResult:
         wheels = vendor_wheels(config.python, config.arch, config.wheel_dir, preprocessing.extras)
         if warning := glibc_warning(wheels, config.python):
             notes.append(warning)
-        fixed = wheels.installed_bytes + handler_code_bytes()
+        zipped = config.budget.name == "zip-upload"
+        fixed = (wheels.compressed_bytes if zipped else wheels.installed_bytes) + handler_code_bytes()
         if config.package_type is PackageType.IMAGE:
             fixed += BASE_IMAGE_BYTES
 
@@ -122,7 +123,7 @@ def pack(config: PackConfig, progress: Progress = _quiet) -> PackResult:
             student=student,
         )
         plan = _plan(config, baseline_path, ctx)
-        candidates = _candidates(plan, baseline_path, ctx, data.eval, reference, metric, fixed, progress)
+        candidates = _candidates(plan, baseline_path, ctx, data.eval, reference, metric, fixed, zipped, progress)
         baseline = candidates[0].measurement
         if baseline is None:
             raise LambdafitError(f"the fp32 model itself cannot run in onnxruntime: {candidates[0].error}")
@@ -231,8 +232,10 @@ def _candidates(
     reference: list[np.ndarray],
     metric: Metric,
     fixed_bytes: int,
+    zipped: bool,
     progress: Progress,
 ) -> list[Candidate]:
+    """Each recipe applied and measured; package size is zipped for the zip-upload budget, else unzipped."""
     candidates: list[Candidate] = []
     for number, recipe in enumerate(plan, start=1):
         progress(f"[{number}/{len(plan)}] {recipe.name}: transforming and measuring")
@@ -248,7 +251,13 @@ def _candidates(
             candidates.append(Candidate(recipe.name, None, None, 0, error=first))
             continue
         candidates.append(
-            Candidate(recipe.name, path, measured, fixed_bytes + measured.size_bytes, parameters=parameters)
+            Candidate(
+                recipe.name,
+                path,
+                measured,
+                fixed_bytes + (measured.compressed_bytes if zipped else measured.size_bytes),
+                parameters=parameters,
+            )
         )
     return candidates
 

@@ -59,6 +59,11 @@ class WheelSet:
         """Uncompressed size of what the wheels install, after slimming: what counts against 250 MB."""
         return sum(self.sizes().values())
 
+    @property
+    def compressed_bytes(self) -> int:
+        """The wheels' own (deflated) size: close to what they add to a zip upload."""
+        return sum(wheel.stat().st_size for wheel in self.wheels)
+
     def sizes(self) -> dict[str, int]:
         """Installed bytes per distribution, after slimming, largest first."""
         sizes = {}

@@ -198,3 +198,69 @@ def test_transformer_over_the_zip_limit_gets_a_recipe_that_fits(tmp_path: Path) 
     assert chosen["metrics"]["quality"] >= 0.99  # type: ignore[index, operator]
     unzipped = sum(p.stat().st_size for p in (tmp_path / "bert" / "function").rglob("*") if p.is_file())
     assert unzipped <= 262_144_000
+
+
+STUDENT = """
+import sys
+
+import torch
+
+sys.path.insert(0, {root!r})
+from examples.digits.model import DigitsCNN
+
+
+def build():
+    return DigitsCNN(width=8).eval(), torch.zeros(1, 64)
+"""
+
+
+def test_distillation_into_a_smaller_student(tmp_path: Path, digits_files: dict[str, Path]) -> None:
+    student = tmp_path / "student.py"
+    student.write_text(
+        STUDENT.format(root=str(ROOT)).replace(
+            "return DigitsCNN(width=8).eval(), None",
+            "import torch\n    return DigitsCNN(width=8).eval(), torch.zeros(1, 64)",
+        )
+    )
+    code, output = pack(
+        f"{DIGITS / 'model.py'}:build",
+        "--name",
+        "student",
+        "--output",
+        str(tmp_path / "out"),
+        "--eval",
+        str(digits_files["eval"]),
+        "--train",
+        str(digits_files["train"]),
+        "--student",
+        f"{student}:build",
+        "--recipes",
+        "student+slim",
+        "--allow-slower",
+    )
+    assert code == 0, output
+    rows = report(tmp_path / "out" / "student")
+    teacher, small = rows["fp32"], rows["student+slim"]
+    assert teacher["parameters"] / small["parameters"] >= 5  # type: ignore[operator]
+    assert small["metrics"]["quality"] >= 0.9  # type: ignore[index, operator]
+
+
+def test_zip_upload_budget_counts_zipped_bytes(tmp_path: Path, digits_files: dict[str, Path]) -> None:
+    code, output = pack(
+        f"{DIGITS / 'model.py'}:build",
+        "--name",
+        "digits",
+        "--output",
+        str(tmp_path),
+        "--eval",
+        str(digits_files["eval"]),
+        "--budget",
+        "zip-upload",
+        "--recipes",
+        "slim+int8-static",
+    )
+    assert code == 0, output
+    rows = report(tmp_path / "digits")
+    chosen = rows["slim+int8-static"]
+    assert chosen["package_bytes"] < 52_428_800 < 100_000_000  # type: ignore[operator]
+    assert rows["_"]["budget"]["package"] == "zip"
