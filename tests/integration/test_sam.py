@@ -192,3 +192,37 @@ def test_start_api_and_lambdafit_serve_answer_alike(start_api: str, built_bundle
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _task_tree(image: str) -> dict[str, tuple[int, str]]:
+    """(mode, sha256) of every file under /var/task in `image`: what the function ships."""
+    import hashlib
+    import io
+    import tarfile
+
+    container = subprocess.run(["docker", "create", image], capture_output=True, text=True, check=True).stdout.strip()
+    try:
+        exported = subprocess.run(["docker", "export", container], capture_output=True, check=True).stdout
+    finally:
+        subprocess.run(["docker", "rm", container], capture_output=True, check=False)
+    tree = {}
+    with tarfile.open(fileobj=io.BytesIO(exported)) as archive:
+        for member in archive.getmembers():
+            if member.name.startswith("var/task/") and (member.isfile() or member.issym()):
+                handle = archive.extractfile(member) if member.isfile() else None
+                content = handle.read() if handle else member.linkname.encode()
+                tree[member.name] = (member.mode, hashlib.sha256(content).hexdigest())
+    return tree
+
+
+def test_image_builds_offline_to_the_same_content_twice(sam: Sam, digits_bundle: Path, tmp_path: Path) -> None:
+    """Two --no-cache builds from the same bundle ship byte-identical files (layer timestamps aside)."""
+    trees = []
+    for tag in ("lambdafit-repro:a", "lambdafit-repro:b"):
+        subprocess.run(["docker", "build", "-q", "--no-cache", "-t", tag, str(digits_bundle / "function")],
+                       capture_output=True, text=True, check=True, timeout=600)  # fmt: skip
+        trees.append(_task_tree(tag))
+    subprocess.run(["docker", "rmi", "lambdafit-repro:a", "lambdafit-repro:b"], capture_output=True, check=False)
+    assert len(trees[0]) > 1000
+    assert trees[0] == trees[1]
+    assert any(name.endswith(".pyc") for name in trees[0])
