@@ -156,95 +156,92 @@ def _wait(url: str) -> None:
     raise AssertionError(f"{url} did not answer")
 
 
-def test_serve_fetches_from_a_moto_server_on_loopback(digits_bundle: Path, weights: bytes, tmp_path: Path) -> None:
-    moto_port, serve_port = _free_port(), _free_port()
-    moto = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(moto_port)],
+AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@pytest.fixture
+def moto_server() -> Iterator[str]:
+    """A moto_server on an ephemeral loopback port; yields its endpoint URL."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    env = os.environ | {
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}", "MODEL_URI": URI,
-        "LAMBDAFIT_CACHE_DIR": str(tmp_path / "cache"), "POWERTOOLS_METRICS_DISABLED": "true",
-    }  # fmt: skip
-    bundle = tmp_path / "bundle"
-    shutil.copytree(digits_bundle, bundle)
-    (bundle / "function" / "model" / "model.onnx").unlink()
-    serve = None
     try:
-        _wait(f"http://127.0.0.1:{moto_port}/moto-api/")
-        s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
-        s3.create_bucket(Bucket=BUCKET)
-        s3.put_object(Bucket=BUCKET, Key=KEY, Body=weights)
-        serve = subprocess.Popen(
-            [sys.executable, "-m", "packager.cli", "serve", str(bundle), "--port", str(serve_port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-        )  # fmt: skip
-        _wait(f"http://127.0.0.1:{serve_port}/health")
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{serve_port}/predict", data=json.dumps({"inputs": [[0.5] * 64]}).encode(),
-            headers={"Content-Type": "application/json"},
-        )  # fmt: skip
-        with urllib.request.urlopen(request, timeout=10) as response:
-            assert response.status == 200 and json.loads(response.read())["model"] == "digits"
-        assert len(list((tmp_path / "cache").glob("*.onnx"))) == 1
+        _wait(f"http://127.0.0.1:{port}/moto-api/")
+        yield f"http://127.0.0.1:{port}"
     finally:
-        for process in (serve, moto):
-            if process is not None:
-                process.terminate()
-                process.wait(timeout=30)
+        process.terminate()
+        process.wait(timeout=30)
 
 
-def test_pack_with_a_model_store_uploads_and_serve_fetches(digits_files: dict[str, Path], tmp_path: Path) -> None:
-    """`pack --model-store` against a moto_server on loopback: the bundle ships without weights."""
-    from tests.conftest import DIGITS
+def s3_at(endpoint: str) -> Any:
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
 
-    moto_port = _free_port()
-    moto = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(moto_port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+
+def serve_and_predict(bundle: Path, env: dict[str, str]) -> dict[str, Any]:
+    """`lambdafit serve` in its own process with `env`; one /predict; returns the answer."""
+    port = _free_port()
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "packager.cli", "serve", str(bundle), "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
     )  # fmt: skip
-    aws = {
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
-    }  # fmt: skip
-    env = os.environ | aws | {"LAMBDAFIT_CACHE_DIR": str(tmp_path / "cache"), "LAMBDAFIT_PYTHON": "3.11"}
-    serve = None
     try:
-        _wait(f"http://127.0.0.1:{moto_port}/moto-api/")
-        s3 = boto3.client("s3", endpoint_url=aws["AWS_ENDPOINT_URL"], region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
-        s3.create_bucket(Bucket="store")
-        packed = subprocess.run(
-            [sys.executable, "-m", "packager.cli", "pack", f"{DIGITS / 'model.py'}:build", "--name", "digits",
-             "--output", str(tmp_path), "--eval", str(digits_files["eval"]), "--recipes", "slim+int8-static",
-             "--model-store", "s3://store/models"],
-            capture_output=True, text=True, env=env, check=False,
-        )  # fmt: skip
-        assert packed.returncode == 0, packed.stdout + packed.stderr
-        bundle = tmp_path / "digits"
-        manifest = json.loads((bundle / "function" / "model" / "manifest.json").read_text())
-        assert not (bundle / "function" / "model" / "model.onnx").exists()
-        template = (bundle / "template.yaml").read_text()
-        key = f"models/digits/{manifest['sha256']}/model.onnx"
-        assert f"MODEL_URI: s3://store/{key}" in template
-        assert f"arn:aws:s3:::store/{key}" in template
-        assert s3.head_object(Bucket="store", Key=key)["ContentLength"] > 0
-        port = _free_port()
-        serve = subprocess.Popen(
-            [sys.executable, "-m", "packager.cli", "serve", str(bundle), "--port", str(port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-        )  # fmt: skip
         _wait(f"http://127.0.0.1:{port}/health")
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/predict", data=json.dumps({"inputs": [[0.5] * 64]}).encode(),
             headers={"Content-Type": "application/json"},
         )  # fmt: skip
         with urllib.request.urlopen(request, timeout=10) as response:
-            assert response.status == 200 and json.loads(response.read())["version"] == manifest["version"]
+            assert response.status == 200
+            return dict(json.loads(response.read()))
     finally:
-        for process in (serve, moto):
-            if process is not None:
-                process.terminate()
-                process.wait(timeout=30)
+        serve.terminate()
+        serve.wait(timeout=30)
+
+
+def test_serve_fetches_from_a_moto_server_on_loopback(
+    moto_server: str, digits_bundle: Path, weights: bytes, tmp_path: Path
+) -> None:
+    env = (
+        os.environ
+        | AWS
+        | {"AWS_ENDPOINT_URL": moto_server, "MODEL_URI": URI, "LAMBDAFIT_CACHE_DIR": str(tmp_path / "cache")}
+    )
+    bundle = tmp_path / "bundle"
+    shutil.copytree(digits_bundle, bundle)
+    (bundle / "function" / "model" / "model.onnx").unlink()
+    s3 = s3_at(moto_server)
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key=KEY, Body=weights)
+    assert serve_and_predict(bundle, env)["model"] == "digits"
+    assert len(list((tmp_path / "cache").glob("*.onnx"))) == 1
+
+
+def test_pack_with_a_model_store_uploads_and_serve_fetches(
+    moto_server: str, digits_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """`pack --model-store` against a moto_server on loopback: the bundle ships without weights."""
+    from tests.conftest import DIGITS
+
+    env = os.environ | AWS | {"AWS_ENDPOINT_URL": moto_server, "LAMBDAFIT_CACHE_DIR": str(tmp_path / "cache"),
+                              "LAMBDAFIT_PYTHON": "3.11"}  # fmt: skip
+    s3 = s3_at(moto_server)
+    s3.create_bucket(Bucket="store")
+    packed = subprocess.run(
+        [sys.executable, "-m", "packager.cli", "pack", f"{DIGITS / 'model.py'}:build", "--name", "digits",
+         "--output", str(tmp_path), "--eval", str(digits_files["eval"]), "--recipes", "slim+int8-static",
+         "--model-store", "s3://store/models"],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert packed.returncode == 0, packed.stdout + packed.stderr
+    bundle = tmp_path / "digits"
+    manifest = json.loads((bundle / "function" / "model" / "manifest.json").read_text())
+    assert not (bundle / "function" / "model" / "model.onnx").exists()
+    template = (bundle / "template.yaml").read_text()
+    key = f"models/digits/{manifest['sha256']}/model.onnx"
+    assert f"MODEL_URI: s3://store/{key}" in template
+    assert f"arn:aws:s3:::store/{key}" in template
+    assert s3.head_object(Bucket="store", Key=key)["ContentLength"] > 0
+    assert serve_and_predict(bundle, env)["version"] == manifest["version"]
