@@ -19,7 +19,7 @@ from aws_lambda_powertools.event_handler import (
 )
 from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError as _RouteNotFound
-from aws_lambda_powertools.metrics import Metrics, MetricUnit
+from aws_lambda_powertools.metrics import Metrics, MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from handlers import v2
@@ -192,9 +192,6 @@ def create_app(service: Service, api: ApiKind = ApiKind.REST, static_dir: Path |
 
     @app.exception_handler(ServiceError)
     def service_error(error: ServiceError) -> Response[str]:
-        metrics.add_metric(
-            name="ServerErrors" if error.status >= 500 else "ClientErrors", unit=MetricUnit.Count, value=1
-        )
         if error.status >= 500:
             logger.error("request failed", extra={"code": error.code, "reason": error.message})
         return error_response(error)
@@ -204,7 +201,6 @@ def create_app(service: Service, api: ApiKind = ApiKind.REST, static_dir: Path |
         path = app.current_event.path
         method = app.current_event.http_method.upper()
         allowed = _allowed_methods(path)
-        metrics.add_metric(name="ClientErrors", unit=MetricUnit.Count, value=1)
         if allowed and method not in allowed:
             return error_response(
                 MethodNotAllowedError(f"{method} {path} is not supported; use {', '.join(allowed)}"),
@@ -216,7 +212,6 @@ def create_app(service: Service, api: ApiKind = ApiKind.REST, static_dir: Path |
     @app.exception_handler(Exception)
     def unexpected(error: Exception) -> Response[str]:
         logger.exception("unhandled error")
-        metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
         return error_response(ServiceError("the service failed to answer this request; see its logs"))
 
     return app
@@ -284,6 +279,11 @@ def make_handler(
 
 
 def error_response(error: ServiceError, headers: dict[str, str] | None = None) -> Response[str]:
+    """The JSON error, counted: ClientErrors or ServerErrors in the request's metrics, and one
+    `Errors` metric with the error code as its dimension (its own EMF line, so other metrics keep theirs)."""
+    metrics.add_metric(name="ServerErrors" if error.status >= 500 else "ClientErrors", unit=MetricUnit.Count, value=1)
+    with single_metric(name="Errors", unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as by_code:
+        by_code.add_dimension(name="code", value=error.code)
     return Response(
         status_code=error.status,
         content_type="application/json",

@@ -41,7 +41,10 @@ def test_each_invocation_prints_emf_with_latency_and_errors(
     assert handler(load_event("predict-rest.json"), None)["statusCode"] == 200
     assert handler(load_event("wrong-shape-rest.json"), None)["statusCode"] == 400
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
-    assert len(lines) == 2
+    assert len(lines) == 3  # the request's metrics twice, and the error counted by code on its own line
     assert lines[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "lambdafit"
     assert len(lines[0]["InferenceLatency"]) == 1 and lines[0]["InferenceLatency"][0] >= 0
-    assert lines[1]["ClientErrors"] == [1.0]
+    by_code = next(line for line in lines if "code" in line)
+    assert by_code["code"] == "wrong_shape" and by_code["Errors"] == [1.0]
+    assert by_code["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["code"]]
+    assert lines[-1]["ClientErrors"] == [1.0]
