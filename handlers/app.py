@@ -247,9 +247,12 @@ def _base_path(app: ApiGatewayResolver) -> str:
 
 
 def make_handler(
-    model_dir: Path, api: ApiKind = ApiKind.REST, model_uri: str | None = None
+    model_dir: Path, api: ApiKind = ApiKind.REST, model_uri: str | None = None, tracing: bool = False
 ) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    """Load the model now (at init, where Lambda gives the most CPU) and return the Lambda handler."""
+    """Load the model now (at init, where Lambda gives the most CPU) and return the Lambda handler.
+
+    With `tracing`, powertools' Tracer (X-Ray) records each invocation, annotated with the model; it
+    switches itself off outside Lambda and under `sam local`, and is imported only then."""
     start = time.perf_counter()
     service = load_service(model_dir, model_uri)
     load_ms = (time.perf_counter() - start) * 1000
@@ -273,6 +276,18 @@ def make_handler(
                 metrics.clear_metrics()
 
     wrapped = metrics.log_metrics(handler, capture_cold_start_metric=True) if emit else handler
+    if tracing and service.runtime is not None:
+        from aws_lambda_powertools.tracing import Tracer
+
+        tracer = Tracer()
+        label = f"{service.runtime.manifest.name}:{service.runtime.manifest.version}"
+        untraced = wrapped
+
+        def traced(event: dict[str, Any], context: Any) -> dict[str, Any]:
+            tracer.put_annotation(key="model", value=label)
+            return untraced(event, context)
+
+        wrapped = tracer.capture_lambda_handler(traced, capture_response=False)
     return cast(
         "Callable[[dict[str, Any], Any], dict[str, Any]]", logger.inject_lambda_context(wrapped, log_event=False)
     )

@@ -88,6 +88,7 @@ def pack(
     preprocess: Annotated[
         Path | None, typer.Option(help="JSON: let clients send images or text (see handlers/codecs.py)")
     ] = None,
+    tracing: Annotated[bool, typer.Option(help="X-Ray traces from inside the function (powertools Tracer)")] = False,
     force: Annotated[bool, typer.Option(help="replace an existing bundle of the same name")] = False,
 ) -> None:
     """Export, optimize and measure MODEL, choose the best candidate that fits, write a SAM bundle."""
@@ -121,6 +122,7 @@ def pack(
             reserved_concurrency=reserved_concurrency,
             provisioned_concurrency=provisioned_concurrency,
             preprocess=preprocess,
+            tracing=tracing,
         )
         with err.status("packing") as status:
             result = run_pack(config, progress=lambda message: status.update(message))

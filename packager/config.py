@@ -118,6 +118,8 @@ class PackConfig:
     model_store: str | None = None
     reserved_concurrency: int | None = None
     provisioned_concurrency: int | None = None
+    tracing: bool = False
+    """X-Ray traces through powertools' Tracer (vendors aws-xray-sdk)."""
     preprocess: Path | None = None
     """JSON describing image or text requests (handlers/codecs.py); tensors only when absent."""
 

@@ -85,8 +85,10 @@ def template_environment(bundle: Path) -> dict[str, str]:
 
 def load_bundle_handler(bundle: Path, api: ApiKind = ApiKind.REST) -> Handler:
     """The bundle's handler with its template's settings; MODEL_URI in this process's environment wins."""
-    model_uri = os.environ.get("MODEL_URI") or template_environment(bundle).get("MODEL_URI")
-    return make_handler(check_bundle(bundle), api, model_uri=model_uri)
+    environment = template_environment(bundle)
+    model_uri = os.environ.get("MODEL_URI") or environment.get("MODEL_URI")
+    tracing = environment.get("LAMBDAFIT_TRACING") == "true"
+    return make_handler(check_bundle(bundle), api, model_uri=model_uri, tracing=tracing)
 
 
 def make_event(

@@ -100,7 +100,8 @@ def pack(config: PackConfig, progress: Progress = _quiet) -> PackResult:
 
         progress(f"vendoring runtime wheels for python{config.python} {config.arch.value}")
         preprocessing = load_preprocessing(config.preprocess)
-        wheels = vendor_wheels(config.python, config.arch, config.wheel_dir, preprocessing.extras)
+        extras = preprocessing.extras + (("tracing",) if config.tracing else ())
+        wheels = vendor_wheels(config.python, config.arch, config.wheel_dir, extras)
         if warning := glibc_warning(wheels, config.python):
             notes.append(warning)
         zipped = config.budget.name == "zip-upload"
@@ -154,7 +155,7 @@ def pack(config: PackConfig, progress: Progress = _quiet) -> PackResult:
             labels=tuple(config.labels or loaded.labels),
             recipe=chosen.recipe,
             metrics=chosen.measurement.to_dict() | {"baseline": baseline.to_dict()},
-            runtime={"memory_mb": cost.memory_mb, "api": config.api.value},
+            runtime={"memory_mb": cost.memory_mb, "api": config.api.value, "tracing": config.tracing},
             preprocessing=preprocessing.config,
         )
         check_preprocessing(preprocessing, manifest)
@@ -185,6 +186,7 @@ def pack(config: PackConfig, progress: Progress = _quiet) -> PackResult:
             model_bytes=chosen.measurement.size_bytes,
             reserved_concurrency=config.reserved_concurrency,
             provisioned_concurrency=config.provisioned_concurrency,
+            tracing=config.tracing,
         )
         write_bundle(
             BundleSpec(

@@ -44,6 +44,8 @@ class AppModel:
     model_bytes: int = 0
     reserved_concurrency: int | None = None
     provisioned_concurrency: int | None = None
+    tracing: bool = False
+    """Traces from inside the function (powertools Tracer); Lambda's own X-Ray segments are always on."""
     throttle_rate: int = 50
     throttle_burst: int = 100
 
@@ -90,6 +92,7 @@ def _render_function(app: AppModel) -> dict[str, Any]:
                 "POWERTOOLS_LOG_LEVEL": "INFO",
             }
             | ({"MODEL_URI": app.model_uri} if app.model_uri else {})
+            | ({"LAMBDAFIT_TRACING": "true"} if app.tracing else {})
         },
         "Events": _render_events(app),
     }

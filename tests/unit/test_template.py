@@ -87,3 +87,17 @@ def test_samconfig_names_the_stack() -> None:
     config = tomllib.loads(render_samconfig("digits"))
     assert config["default"]["global"]["parameters"]["stack_name"] == "digits"
     assert config["default"]["deploy"]["parameters"]["capabilities"] == "CAPABILITY_IAM"
+
+
+def test_tracing_turns_on_the_tracer_and_vendors_its_sdk() -> None:
+    from packager.wheels import runtime_requirements
+
+    variables = render_template(model(tracing=True))["Resources"]["DigitsFunction"]["Properties"]["Environment"]
+    assert variables["Variables"]["LAMBDAFIT_TRACING"] == "true"
+    assert (
+        "LAMBDAFIT_TRACING"
+        not in render_template(model())["Resources"]["DigitsFunction"]["Properties"]["Environment"]["Variables"]
+    )
+    assert "aws-xray-sdk==2.15.0" in runtime_requirements(("tracing",))
+    assert not any(r.startswith("aws-xray-sdk") for r in runtime_requirements())
+    assert "Pillow==13.0.0" in runtime_requirements(("image",))
