@@ -14,7 +14,7 @@ import numpy as np
 from handlers.manifest import Manifest, TensorSpec, sha256_file
 from packager import recipes
 from packager.bundle import FUNCTION_DIR, MODEL_FILE, BundleSpec, check_target, handler_code_bytes, write_bundle
-from packager.config import PackageType, PackConfig
+from packager.config import NAMED_BUDGETS, PackageType, PackConfig
 from packager.cost import CostEstimate, estimate
 from packager.data import Dataset, load_dataset, synthetic_dataset
 from packager.errors import LambdafitError, RecipeError
@@ -144,6 +144,13 @@ def pack(config: PackConfig, progress: Progress = _quiet) -> PackResult:
         if config.package_type is PackageType.IMAGE:
             parts["base image (estimate)"] = BASE_IMAGE_BYTES
         cost = estimate(chosen.measurement.peak_rss_mb, chosen.measurement.p50_ms, config.arch)
+        if config.package_type is PackageType.ZIP and not zipped:
+            zipped_estimate = wheels.compressed_bytes + chosen.measurement.compressed_bytes
+            if zipped_estimate > NAMED_BUDGETS["zip-upload"]:
+                notes.append(
+                    f"the zip is about {zipped_estimate / 1e6:.0f} MB zipped, over the 50 MB direct-upload limit: "
+                    "sam deploy uploads it through S3 (samconfig sets resolve_s3), which Lambda accepts up to 250 MB unzipped"
+                )
         manifest = Manifest(
             name=config.name,
             version=sha256_file(chosen.path)[:12],

@@ -198,6 +198,8 @@ def test_transformer_over_the_zip_limit_gets_a_recipe_that_fits(tmp_path: Path) 
     assert chosen["metrics"]["quality"] >= 0.99  # type: ignore[index, operator]
     unzipped = sum(p.stat().st_size for p in (tmp_path / "bert" / "function").rglob("*") if p.is_file())
     assert unzipped <= 262_144_000
+    notes = " ".join(rows["_"]["notes"])  # type: ignore[arg-type]
+    assert "over the 50 MB direct-upload limit: sam deploy uploads it through S3" in notes
 
 
 STUDENT = """

@@ -67,3 +67,14 @@ def test_routing_errors_without_a_model() -> None:
     status, body = call(Service(failure="x"), "wrong-method-rest.json")
     assert status == 405
     assert "use POST" in body["error"]
+
+
+def test_a_response_over_six_megabytes_is_refused_with_413() -> None:
+    from handlers.app import MAX_BODY_BYTES, json_response
+
+    assert json_response({"outputs": [0.5] * 1000}).status_code == 200
+    with pytest.raises(PayloadTooLargeError) as caught:
+        json_response({"outputs": [0.123456789] * (MAX_BODY_BYTES // 10)})
+    assert caught.value.code == "response_too_large"
+    assert caught.value.status == 413
+    assert "send fewer rows" in caught.value.message
