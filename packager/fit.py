@@ -13,6 +13,8 @@ from packager.measure import Measurement
 LATENCY_TOLERANCE = 1.10
 """Latency within 10% counts as a tie (timings on a shared machine are noisy); slower than this
 factor of fp32 p50 counts as slower, and is never chosen silently."""
+LATENCY_TIE_MS = 0.02
+"""So does a difference under 20 microseconds: timer and scheduler noise on models that fast."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ def judge(
         return Verdict(candidate, False, f"over budget by {over:.1f} MB", drop)
     if drop > max_drop + 1e-9:
         return Verdict(candidate, False, f"drop {100 * drop:.2f} pts > {100 * max_drop:.2f} allowed", drop)
-    if not allow_slower and m.p50_ms > baseline.p50_ms * LATENCY_TOLERANCE:
+    if not allow_slower and m.p50_ms > max(baseline.p50_ms * LATENCY_TOLERANCE, baseline.p50_ms + LATENCY_TIE_MS):
         return Verdict(candidate, False, f"{m.p50_ms / baseline.p50_ms:.2f}x slower than fp32", drop)
     return Verdict(candidate, True, "fits", drop)
 
@@ -74,7 +76,7 @@ def _key(verdict: Verdict, objective: Objective, best_p50: float) -> tuple[float
         return (m.size_bytes, m.p50_ms)
     if objective is Objective.QUALITY:
         return (-round(m.quality, 6), m.size_bytes)
-    tied = m.p50_ms <= best_p50 * LATENCY_TOLERANCE
+    tied = m.p50_ms <= max(best_p50 * LATENCY_TOLERANCE, best_p50 + LATENCY_TIE_MS)
     return (0.0 if tied else m.p50_ms, m.size_bytes)
 
 

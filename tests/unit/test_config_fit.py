@@ -86,3 +86,10 @@ def test_nothing_fits_names_the_closest_candidate() -> None:
     cands = [base, cand("int8", 100, 0.95, 1.0)]
     with pytest.raises(NoFitError, match=r"closest is int8 \(drop 3.00 pts > 1.00 allowed\)"):
         choose(cands, base.measurement, budget_bytes=250, max_drop=0.01, objective=Objective.LATENCY)  # type: ignore[arg-type]
+
+
+def test_differences_under_twenty_microseconds_are_ties_won_by_the_smaller() -> None:
+    base = cand("fp32", 400, 0.98, 0.020)
+    cands = [base, cand("fp16", 200, 0.98, 0.015), cand("int8", 100, 0.98, 0.021)]
+    result = choose(cands, base.measurement, budget_bytes=10_000, max_drop=0.01, objective=Objective.LATENCY)  # type: ignore[arg-type]
+    assert result.chosen is not None and result.chosen.recipe == "int8"
