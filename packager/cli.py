@@ -13,10 +13,19 @@ from rich.console import Console
 from rich.table import Table
 
 from handlers.app import ApiKind
-from packager.config import DEFAULT_PYTHON, Arch, Auth, Objective, PackageType, PackConfig, budget_and_package, resolve
+from packager.config import (
+    DEFAULT_PYTHON,
+    Arch,
+    Auth,
+    CalibrationMethod,
+    Objective,
+    PackageType,
+    PackConfig,
+    budget_and_package,
+    resolve,
+)
 from packager.errors import LambdafitError, NoFitError
 from packager.fit import FitResult
-from packager.recipes.base import CalibrationMethod
 
 app = typer.Typer(
     add_completion=False,
@@ -113,7 +122,7 @@ def pack(
             wheel_dir=wheels,
             train_data=train,
             student=student,
-            calibration_method=calibration_method.value,
+            calibration_method=calibration_method,
             package_type=package_type,
             allow_slower=allow_slower,
             api=api,

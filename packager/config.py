@@ -38,6 +38,12 @@ class Auth(StrEnum):
     NONE = "none"
 
 
+class CalibrationMethod(StrEnum):
+    MINMAX = "minmax"
+    ENTROPY = "entropy"
+    PERCENTILE = "percentile"
+
+
 NAMED_BUDGETS: dict[str, int] = {
     "zip": 262_144_000,
     "zip-upload": 52_428_800,
@@ -111,7 +117,7 @@ class PackConfig:
     wheel_dir: Path | None = None
     train_data: Path | None = None
     student: str | None = None
-    calibration_method: str = "minmax"
+    calibration_method: CalibrationMethod = CalibrationMethod.MINMAX
     allow_slower: bool = False
     api: ApiKind = ApiKind.REST
     auth: Auth = Auth.IAM

@@ -118,7 +118,7 @@ def pack(config: PackConfig, progress: Progress = _quiet) -> PackResult:
         ctx = recipes.RecipeContext(
             work_dir=work,
             calibration=data.calibration,
-            calibration_method=recipes.CalibrationMethod(config.calibration_method),
+            calibration_method=config.calibration_method,
             torch_model=loaded if isinstance(loaded, TorchModel) else None,
             train=data.train,
             student=student,
@@ -151,11 +151,12 @@ def pack(config: PackConfig, progress: Progress = _quiet) -> PackResult:
                     f"the zip is about {zipped_estimate / 1e6:.0f} MB zipped, over the 50 MB direct-upload limit: "
                     "sam deploy uploads it through S3 (samconfig sets resolve_s3), which Lambda accepts up to 250 MB unzipped"
                 )
+        digest = sha256_file(chosen.path)
         manifest = Manifest(
             name=config.name,
-            version=sha256_file(chosen.path)[:12],
+            version=digest[:12],
             model_file=MODEL_FILE,
-            sha256=sha256_file(chosen.path),
+            sha256=digest,
             inputs=inputs,
             outputs=outputs,
             task="classification" if is_classifier(metric) else "generic",

@@ -5,19 +5,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import ClassVar
 
+from packager.config import CalibrationMethod
 from packager.data import Dataset
 from packager.errors import RecipeError
 from packager.load import TorchModel
-
-
-class CalibrationMethod(StrEnum):
-    MINMAX = "minmax"
-    ENTROPY = "entropy"
-    PERCENTILE = "percentile"
 
 
 @dataclass(frozen=True)

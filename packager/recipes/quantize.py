@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
 
-from packager.recipes.base import CalibrationMethod, RecipeContext, Transform, register
+from packager.config import CalibrationMethod
+from packager.recipes.base import RecipeContext, Transform, register
 
 if TYPE_CHECKING:
     from packager.data import Dataset
