@@ -9,7 +9,7 @@ EMULATION ?= ../shared/lambda-emulation
 export LAMBDAFIT_PYTHON ?= 3.11
 DIGITS := examples/digits
 
-.PHONY: venv system emulation digits demo test lint unit functional integration bench clean
+.PHONY: venv system emulation digits demo test quick lint unit functional integration bench clean
 APT_PACKAGES := chromium fonts-dejavu-core zip wrk
 
 $(VENV)/.installed: pyproject.toml handlers/requirements.txt requirements/constraints.txt
@@ -56,6 +56,10 @@ integration: venv digits emulation
 
 test: venv system digits emulation lint
 	$(BIN)/pytest -q tests/unit tests/functional tests/integration
+
+# The edit-test loop: unit and functional tests without the minutes-long fits and soaks, no Docker.
+quick: venv system digits
+	$(BIN)/pytest -q -m "not slow" tests/unit tests/functional
 
 bench: venv system digits emulation
 	$(BIN)/python bench/compression.py

@@ -24,7 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from packager.config import Budget, Objective, PackConfig  # noqa: E402
+from packager.config import Budget, Objective, PackConfig  # noqa: E402 (the CLI's own config: it derives the package from the budget)
 from packager.errors import NoFitError  # noqa: E402
 from packager.load import TorchModel, load_model  # noqa: E402
 from packager.measure import time_calls  # noqa: E402

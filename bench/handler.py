@@ -30,11 +30,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from handlers.app import ApiKind, make_handler  # noqa: E402
+from handlers.app import make_handler  # noqa: E402
+from handlers.contract import RuntimeSettings  # noqa: E402
+from handlers.events import RestEvent  # noqa: E402
 from handlers.runtime import ModelRuntime, decode_inputs  # noqa: E402
 from packager.config import PackConfig  # noqa: E402
 from packager.emulator import LambdaContext  # noqa: E402
-from packager.events import rest_event  # noqa: E402
 from packager.pack import pack  # noqa: E402
 
 ROUNDS = 2000
@@ -47,11 +48,12 @@ t1 = time.perf_counter()
 import aws_lambda_powertools.event_handler, aws_lambda_powertools.logging, aws_lambda_powertools.metrics
 t2 = time.perf_counter()
 import handlers.app
+from handlers.contract import RuntimeSettings
 from handlers.runtime import load_service
 t3 = time.perf_counter()
-service = load_service(__import__("pathlib").Path(sys.argv[1]))
+service = load_service(RuntimeSettings(model_dir=__import__("pathlib").Path(sys.argv[1])))
 t4 = time.perf_counter()
-app = handlers.app.create_app(service)
+app = handlers.app.Endpoint(service, handlers.app.Metrics(namespace="bench"))
 t5 = time.perf_counter()
 timings = service.runtime.timings
 top = sorted({name.split(".")[0] for name in sys.modules if not name.startswith("_")})
@@ -61,7 +63,7 @@ print(json.dumps({
     "lambdafit imports": (t3 - t2) * 1000,
     "manifest + sha256": timings["verify_ms"],
     "session creation": timings["session_ms"],
-    "lambdafit other (load_service, create_app)": ((t4 - t3) * 1000 - timings["verify_ms"] - timings["session_ms"]) + (t5 - t4) * 1000,
+    "lambdafit other (load_service, Endpoint)": ((t4 - t3) * 1000 - timings["verify_ms"] - timings["session_ms"]) + (t5 - t4) * 1000,
     "packages": top,
 }))
 """
@@ -93,10 +95,10 @@ def bundle_for(name: str, out: Path) -> Path:
 
 def warm_latency(bundle: Path, rows: list[object]) -> dict[str, float]:
     model_dir = bundle / "function" / "model"
-    handler = make_handler(model_dir, ApiKind.REST)
-    runtime = ModelRuntime.load(model_dir)
+    handler = make_handler(RuntimeSettings(model_dir=model_dir))
+    runtime = ModelRuntime.load(RuntimeSettings(model_dir=model_dir))
     feed = decode_inputs({"inputs": rows}, runtime.manifest.inputs)
-    event = rest_event(
+    event = RestEvent.build(
         "POST", "/predict", body=json.dumps({"inputs": rows}), headers={"Content-Type": "application/json"}
     )
     context = LambdaContext(function_name=bundle.name)
@@ -220,9 +222,7 @@ def main() -> None:
         for part, ms in split.items():
             print(f"  {part:45s} {ms:8.1f}")
         ours = (
-            split["lambdafit imports"]
-            + split["manifest + sha256"]
-            + split["lambdafit other (load_service, create_app)"]
+            split["lambdafit imports"] + split["manifest + sha256"] + split["lambdafit other (load_service, Endpoint)"]
         )  # type: ignore[operator]
         print(f"  lambdafit's own share: {ours:.1f} ms (bar: 10 ms)")
         print("  packages loaded:", " ".join(packages))  # type: ignore[arg-type]

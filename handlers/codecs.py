@@ -1,10 +1,8 @@
-"""Request codecs: what a client may send instead of raw tensors, as the bundle's preprocessing says.
+"""Request codecs: what a client may send instead of raw tensors, as the bundle's preprocessing
+(handlers.manifest.ImagePreprocessing, TextPreprocessing) says:
 
-    {"kind": "image", "input": "x", "size": [H, W], "mode": "RGB" | "L", "scale": 1/255,
-     "mean": [...], "std": [...], "layout": "NCHW" | "NHWC"}
-        -> {"image": base64} or {"images": [base64, ...]}  (PNG or JPEG)
-    {"kind": "text", "tokenizer": "tokenizer.json", "max_length": 64, "ids": "input_ids", "mask": "attention_mask"}
-        -> {"text": "..."} or {"texts": ["...", ...]}
+    image -> {"image": base64} or {"images": [base64, ...]}  (PNG or JPEG)
+    text  -> {"text": "..."} or {"texts": ["...", ...]}
 
 Pillow and tokenizers are imported only by bundles that use them.
 """
@@ -19,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from handlers.errors import BadRequestError, ManifestError, PayloadTooLargeError
-from handlers.manifest import Manifest, TensorSpec
+from handlers.errors import BadRequestError, ManifestError, PayloadTooLargeError, reason
+from handlers.manifest import ImagePreprocessing, Manifest, TensorSpec, TextPreprocessing
 
 MAX_ITEMS = 64
 MAX_PIXELS = 40_000_000
@@ -29,18 +27,14 @@ MAX_PIXELS = 40_000_000
 class ImageCodec:
     fields = ("image", "images")
 
-    def __init__(self, config: dict[str, Any], manifest: Manifest) -> None:
-        self.spec = _input(manifest, config.get("input"))
-        try:
-            self.size = (int(config["size"][0]), int(config["size"][1]))
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise ManifestError("image preprocessing needs size: [height, width]") from exc
-        self.mode = str(config.get("mode", "RGB"))
-        channels = 1 if self.mode == "L" else 3
-        self.scale = float(config.get("scale", 1 / 255))
-        self.mean = np.asarray(config.get("mean", [0.0] * channels), dtype=np.float32)
-        self.std = np.asarray(config.get("std", [1.0] * channels), dtype=np.float32)
-        self.layout = str(config.get("layout", "NCHW"))
+    def __init__(self, config: ImagePreprocessing, manifest: Manifest) -> None:
+        self.spec = _input(manifest, config.input)
+        self.size = config.size
+        self.mode = config.mode
+        self.scale = config.scale
+        self.mean = np.asarray(config.mean or [0.0] * config.channels, dtype=np.float32)
+        self.std = np.asarray(config.std or [1.0] * config.channels, dtype=np.float32)
+        self.layout = config.layout
 
     def decode(self, payload: dict[str, Any]) -> dict[str, np.ndarray]:
         from PIL import Image, UnidentifiedImageError
@@ -74,17 +68,16 @@ class ImageCodec:
 class TextCodec:
     fields = ("text", "texts")
 
-    def __init__(self, config: dict[str, Any], manifest: Manifest, model_dir: Path) -> None:
+    def __init__(self, config: TextPreprocessing, manifest: Manifest, model_dir: Path) -> None:
         from tokenizers import Tokenizer
 
-        self.ids = _input(manifest, config.get("ids"))
-        mask = config.get("mask")
-        self.mask = _input(manifest, mask) if mask else None
-        self.max_length = int(config.get("max_length", 128))
+        self.ids = _input(manifest, config.ids)
+        self.mask = _input(manifest, config.mask) if config.mask else None
+        self.max_length = config.max_length
         try:
-            self.tokenizer = Tokenizer.from_file(str(model_dir / str(config.get("tokenizer", "tokenizer.json"))))
+            self.tokenizer = Tokenizer.from_file(str(model_dir / config.tokenizer))
         except Exception as exc:
-            raise ManifestError(f"cannot load the bundle's tokenizer: {exc}") from exc
+            raise ManifestError(f"cannot load the bundle's tokenizer: {reason(exc)}") from exc
         self.tokenizer.enable_truncation(self.max_length)
         self.tokenizer.enable_padding(length=self.max_length)
 
@@ -104,14 +97,11 @@ Codec = ImageCodec | TextCodec
 
 def make_codec(manifest: Manifest, model_dir: Path) -> Codec | None:
     config = manifest.preprocessing
-    kind = config.get("kind", "tensor")
-    if kind == "tensor":
-        return None
-    if kind == "image":
+    if isinstance(config, ImagePreprocessing):
         return ImageCodec(config, manifest)
-    if kind == "text":
+    if isinstance(config, TextPreprocessing):
         return TextCodec(config, manifest, model_dir)
-    raise ManifestError(f"unknown preprocessing kind {kind!r}: this handler knows tensor, image and text")
+    return None
 
 
 def _input(manifest: Manifest, name: Any) -> TensorSpec:

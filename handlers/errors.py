@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class ServiceError(Exception):
     """A failure the endpoint reports as `{"error": message, "code": code}` with `status`."""
@@ -51,3 +53,20 @@ class ModelNotReadyError(ServiceError):
 
 class ManifestError(Exception):
     """The bundle's manifest or model file is missing, malformed or does not match."""
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
+
+
+def plain(text: str) -> str:
+    """`text` without terminal colour codes."""
+    return _ANSI.sub("", text)
+
+
+def reason(error: BaseException) -> str:
+    """An exception as one plain line: its first non-empty line without terminal colour codes,
+    or its type when it has no message."""
+    for line in plain(str(error)).splitlines():
+        if line.strip():
+            return line.strip()
+    return type(error).__name__

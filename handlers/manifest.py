@@ -1,23 +1,31 @@
-"""`manifest.json`: the only contract between the packager and the handler.
+"""`manifest.json`: what the packager tells the handler about the model it ships.
 
-Plain dataclasses and json, so the handler pays nothing for it at cold start.
+Typed sections with `from_dict`/`to_dict`, standard library only, so the handler pays nothing for it
+at cold start. A malformed manifest is a `ManifestError` naming the field.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
+from handlers.contract import MANIFEST_FILE, MODEL_FILE
 from handlers.errors import ManifestError
 
-FORMAT_VERSION = 1
-MANIFEST_NAME = "manifest.json"
+FORMAT_VERSION = 2
 
 Dim = int | str
 """A tensor dimension: a fixed size, or a symbolic name such as "batch"."""
+T = TypeVar("T")
+
+
+class Task(StrEnum):
+    CLASSIFICATION = "classification"
+    GENERIC = "generic"
 
 
 @dataclass(frozen=True)
@@ -27,32 +35,160 @@ class TensorSpec:
     shape: tuple[Dim, ...]
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TensorSpec:
+    def from_dict(cls, data: Any) -> TensorSpec:
         try:
             shape = tuple(d if isinstance(d, int) else str(d) for d in data["shape"])
             return cls(name=str(data["name"]), dtype=str(data["dtype"]), shape=shape)
         except (KeyError, TypeError) as exc:
             raise ManifestError(f"tensor spec {data!r} needs name, dtype and shape") from exc
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+
     def describe(self) -> str:
         dims = ", ".join(str(d) for d in self.shape)
         return f"{self.name}: {self.dtype}[{dims}]"
+
+
+def _build(cls: type[T], data: Any, section: str) -> T:
+    """A section dataclass from its JSON object: unknown keys and wrong types are ManifestErrors."""
+    if not isinstance(data, dict):
+        raise ManifestError(f"manifest section {section} must be an object, got {type(data).__name__}")
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - known - {"kind"})
+    if unknown:
+        raise ManifestError(f"manifest section {section} has unknown fields {unknown}; it takes {sorted(known)}")
+    try:
+        return cls(**{k: v for k, v in data.items() if k != "kind"})
+    except (TypeError, ValueError) as exc:
+        raise ManifestError(f"manifest section {section}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class TensorPreprocessing:
+    """Clients send tensors as JSON arrays; nothing to decode."""
+
+    kind: ClassVar[str] = "tensor"
+    extras: ClassVar[tuple[str, ...]] = ()
+
+
+@dataclass(frozen=True)
+class ImagePreprocessing:
+    """Clients may send PNG or JPEG images, resized and normalised into `input`."""
+
+    kind: ClassVar[str] = "image"
+    extras: ClassVar[tuple[str, ...]] = ("image",)
+    size: tuple[int, int]
+    """[height, width] the model takes."""
+    input: str | None = None
+    mode: str = "RGB"
+    scale: float = 1 / 255
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    layout: str = "NCHW"
+
+    def __post_init__(self) -> None:
+        try:
+            size = (int(self.size[0]), int(self.size[1]))
+        except (TypeError, ValueError, IndexError):
+            raise ValueError("image preprocessing needs size: [height, width]") from None
+        if min(size) <= 0:
+            raise ValueError(f"image size {list(size)} must be positive")
+        if self.mode not in ("RGB", "L"):
+            raise ValueError(f"image mode {self.mode!r} must be RGB or L")
+        if self.layout not in ("NCHW", "NHWC"):
+            raise ValueError(f"image layout {self.layout!r} must be NCHW or NHWC")
+        channels = 1 if self.mode == "L" else 3
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            if value is not None:
+                value = tuple(float(v) for v in value)
+                if len(value) != channels:
+                    raise ValueError(f"image {name} needs {channels} values for mode {self.mode}")
+                object.__setattr__(self, name, value)
+        if self.std is not None and 0.0 in self.std:
+            raise ValueError("image std must not contain 0")
+        object.__setattr__(self, "size", size)
+        object.__setattr__(self, "scale", float(self.scale))
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.mode == "L" else 3
+
+
+@dataclass(frozen=True)
+class TextPreprocessing:
+    """Clients may send text, tokenized with the bundle's tokenizer.json into `ids` (and `mask`)."""
+
+    kind: ClassVar[str] = "text"
+    extras: ClassVar[tuple[str, ...]] = ("text",)
+    tokenizer: str = "tokenizer.json"
+    max_length: int = 128
+    ids: str | None = None
+    mask: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_length, int) or self.max_length <= 0:
+            raise ValueError(f"text max_length {self.max_length!r} must be a positive integer")
+        if "/" in self.tokenizer or self.tokenizer.startswith("."):
+            raise ValueError(f"text tokenizer {self.tokenizer!r} must be a file name inside the model folder")
+
+
+Preprocessing = TensorPreprocessing | ImagePreprocessing | TextPreprocessing
+PREPROCESSING: dict[str, type[Preprocessing]] = {
+    cls.kind: cls for cls in (TensorPreprocessing, ImagePreprocessing, TextPreprocessing)
+}
+
+
+def preprocessing_from_dict(data: Any) -> Preprocessing:
+    kind = data.get("kind", "tensor") if isinstance(data, dict) else None
+    if kind not in PREPROCESSING:
+        raise ManifestError(f'preprocessing "kind" must be one of {sorted(PREPROCESSING)}, got {kind!r}')
+    return _build(PREPROCESSING[kind], data, f"preprocessing ({kind})")
+
+
+def preprocessing_to_dict(preprocessing: Preprocessing) -> dict[str, Any]:
+    return {"kind": preprocessing.kind} | {k: v for k, v in asdict(preprocessing).items() if v is not None}
+
+
+@dataclass(frozen=True)
+class RuntimeHints:
+    """How the packager measured the model should run."""
+
+    memory_mb: int | None = None
+    intra_op_threads: int | None = None
+
+
+@dataclass(frozen=True)
+class ModelMetrics:
+    """What the packager measured on the shipped model (and on fp32, for comparison)."""
+
+    quality: float | None = None
+    quality_kind: str = ""
+    size_bytes: int | None = None
+    p50_ms: float | None = None
+    p50_batch8_ms: float | None = None
+    peak_rss_mb: float | None = None
+    init_ms: float | None = None
+    baseline_quality: float | None = None
+    baseline_p50_ms: float | None = None
+    baseline_size_bytes: int | None = None
 
 
 @dataclass(frozen=True)
 class Manifest:
     name: str
     version: str
-    model_file: str
     sha256: str
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
-    task: str = "generic"
+    model_file: str = MODEL_FILE
+    task: Task = Task.GENERIC
     labels: tuple[str, ...] = ()
-    preprocessing: dict[str, Any] = field(default_factory=lambda: {"kind": "tensor"})
+    preprocessing: Preprocessing = field(default_factory=TensorPreprocessing)
     recipe: str = "fp32"
-    metrics: dict[str, Any] = field(default_factory=dict)
-    runtime: dict[str, Any] = field(default_factory=dict)
+    metrics: ModelMetrics = field(default_factory=ModelMetrics)
+    runtime: RuntimeHints = field(default_factory=RuntimeHints)
     format_version: int = FORMAT_VERSION
 
     @classmethod
@@ -67,34 +203,44 @@ class Manifest:
             return cls(
                 name=str(data["name"]),
                 version=str(data["version"]),
-                model_file=str(data["model_file"]),
+                model_file=str(data.get("model_file", MODEL_FILE)),
                 sha256=str(data["sha256"]),
                 inputs=tuple(TensorSpec.from_dict(t) for t in data["inputs"]),
                 outputs=tuple(TensorSpec.from_dict(t) for t in data["outputs"]),
-                task=str(data.get("task", "generic")),
+                task=Task(data.get("task", Task.GENERIC.value)),
                 labels=tuple(str(label) for label in data.get("labels", ())),
-                preprocessing=dict(data.get("preprocessing", {"kind": "tensor"})),
+                preprocessing=preprocessing_from_dict(data.get("preprocessing", {"kind": "tensor"})),
                 recipe=str(data.get("recipe", "fp32")),
-                metrics=dict(data.get("metrics", {})),
-                runtime=dict(data.get("runtime", {})),
+                metrics=_build(ModelMetrics, data.get("metrics", {}), "metrics"),
+                runtime=_build(RuntimeHints, data.get("runtime", {}), "runtime"),
                 format_version=version,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ManifestError(f"manifest is missing or has a malformed field: {exc}") from exc
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["inputs"] = [asdict(t) | {"shape": list(t.shape)} for t in self.inputs]
-        data["outputs"] = [asdict(t) | {"shape": list(t.shape)} for t in self.outputs]
-        data["labels"] = list(self.labels)
-        return data
+        return {
+            "format_version": self.format_version,
+            "name": self.name,
+            "version": self.version,
+            "model_file": self.model_file,
+            "sha256": self.sha256,
+            "inputs": [t.to_dict() for t in self.inputs],
+            "outputs": [t.to_dict() for t in self.outputs],
+            "task": self.task.value,
+            "labels": list(self.labels),
+            "preprocessing": preprocessing_to_dict(self.preprocessing),
+            "recipe": self.recipe,
+            "metrics": asdict(self.metrics),
+            "runtime": asdict(self.runtime),
+        }
 
     def dumps(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
     @classmethod
     def load(cls, model_dir: Path) -> Manifest:
-        path = model_dir / MANIFEST_NAME
+        path = model_dir / MANIFEST_FILE
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError as exc:

@@ -11,21 +11,13 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
-from handlers.errors import ManifestError
+from handlers.contract import DEFAULT_CACHE_DIR, S3Uri
+from handlers.errors import ManifestError, reason
 from handlers.manifest import sha256_file
 
-CACHE_DIR = Path(os.environ.get("LAMBDAFIT_CACHE_DIR", "/tmp/lambdafit"))
 MAX_ATTEMPTS = 6
 """botocore's standard retry mode: exponential backoff with jitter on throttling and 5xx."""
-
-
-def parse_s3_uri(uri: str) -> tuple[str, str]:
-    parsed = urlparse(uri)
-    if parsed.scheme != "s3" or not parsed.netloc or not parsed.path.strip("/"):
-        raise ManifestError(f"MODEL_URI {uri!r} is not an s3://bucket/key URI")
-    return parsed.netloc, parsed.path.lstrip("/")
 
 
 def s3_client() -> Any:
@@ -35,10 +27,9 @@ def s3_client() -> Any:
     return boto3.client("s3", config=Config(retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"}))
 
 
-def fetch(uri: str, sha256: str, client: Any = None, cache_dir: Path | None = None) -> Path:
+def fetch(uri: S3Uri, sha256: str, client: Any = None, cache_dir: Path = Path(DEFAULT_CACHE_DIR)) -> Path:
     """The verified local copy of `uri`, downloading it only when no verified copy is there."""
-    bucket, key = parse_s3_uri(uri)
-    folder = cache_dir or CACHE_DIR
+    folder = cache_dir
     target = folder / f"{sha256}.onnx"
     if target.is_file() and sha256_file(target) == sha256:
         return target
@@ -48,7 +39,7 @@ def fetch(uri: str, sha256: str, client: Any = None, cache_dir: Path | None = No
     os.close(descriptor)
     try:
         try:
-            client.download_file(bucket, key, partial)
+            client.download_file(uri.bucket, uri.key, partial)
         except Exception as exc:
             raise ManifestError(f"could not fetch the model from {uri}: {_reason(exc)}") from exc
         if sha256_file(Path(partial)) != sha256:
@@ -64,4 +55,4 @@ def _reason(exc: Exception) -> str:
     if isinstance(response, dict):
         error = response.get("Error", {})
         return f"{error.get('Code', 'error')} {error.get('Message', '')}".strip()
-    return f"{type(exc).__name__}: {exc}"
+    return f"{type(exc).__name__}: {reason(exc)}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from handlers.manifest import Manifest
+from handlers.routes import ROUTES, Route
 from handlers.v2 import DATATYPES
 
 SWAGGER_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css")
@@ -30,6 +31,39 @@ def _error(description: str) -> dict[str, Any]:
     return {"description": description} | _json({"$ref": "#/components/schemas/Error"})
 
 
+_BODIES = {"predict": "PredictRequest", "infer": "InferenceRequest"}
+_ANSWERS = {"predict": "PredictResponse", "infer": "InferenceResponse"}
+
+
+def _operation(route: Route, model_name: str, errors: dict[str, Any]) -> dict[str, Any]:
+    parameters = [
+        {
+            "name": param,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string"} | ({"enum": [model_name]} if param == "name" else {}),
+        }
+        for param in route.params
+    ]
+    answer = _ANSWERS.get(route.endpoint)
+    operation: dict[str, Any] = {
+        "summary": route.summary,
+        "operationId": route.endpoint + "".join(f"_{p}" for p in route.params),
+        "responses": {
+            "200": {"description": "OK"}
+            | _json({"$ref": f"#/components/schemas/{answer}"} if answer else {"type": "object"})
+        }
+        | errors,
+    }
+    if parameters:
+        operation["parameters"] = parameters
+    if route.endpoint in _BODIES:
+        operation["requestBody"] = {"required": True} | _json(
+            {"$ref": f"#/components/schemas/{_BODIES[route.endpoint]}"}
+        )
+    return operation
+
+
 def document(manifest: Manifest | None, version: str) -> dict[str, Any]:
     name = manifest.name if manifest else "model"
     inputs = (
@@ -37,8 +71,6 @@ def document(manifest: Manifest | None, version: str) -> dict[str, Any]:
         if manifest
         else {}
     )
-    model_path = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "enum": [name]}}
-    version_path = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"}}
     errors = {
         "400": _error("malformed request, wrong shape or dtype"),
         "404": _error("unknown model or route"),
@@ -46,22 +78,10 @@ def document(manifest: Manifest | None, version: str) -> dict[str, Any]:
         "415": _error("the body is not JSON"),
         "503": _error("model not loaded"),
     }
-
-    def get(summary: str, schema: dict[str, Any], params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        operation = {"summary": summary, "responses": {"200": {"description": "OK"} | _json(schema)} | errors}
-        return {"get": operation | ({"parameters": params} if params else {})}
-
-    def infer(params: list[dict[str, Any]]) -> dict[str, Any]:
-        return {
-            "post": {
-                "summary": "Open Inference Protocol (KServe V2) inference",
-                "parameters": params,
-                "requestBody": {"required": True} | _json({"$ref": "#/components/schemas/InferenceRequest"}),
-                "responses": {"200": {"description": "OK"} | _json({"$ref": "#/components/schemas/InferenceResponse"})}
-                | errors,
-            }
-        }
-
+    paths: dict[str, dict[str, Any]] = {}
+    for route in ROUTES:
+        if route.documented and route.endpoint not in ("openapi", "docs"):
+            paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, name, errors)
     tensor = {
         "type": "object",
         "required": ["name", "shape", "datatype", "data"],
@@ -81,32 +101,7 @@ def document(manifest: Manifest | None, version: str) -> dict[str, Any]:
             "description": f"lambdafit endpoint for model {name}"
             + (f" ({manifest.recipe}); inputs: {', '.join(s.describe() for s in manifest.inputs)}" if manifest else ""),
         },
-        "paths": {
-            "/predict": {
-                "post": {
-                    "summary": "Run the model on JSON arrays",
-                    "requestBody": {"required": True} | _json({"$ref": "#/components/schemas/PredictRequest"}),
-                    "responses": {
-                        "200": {"description": "OK"} | _json({"$ref": "#/components/schemas/PredictResponse"})
-                    }
-                    | errors,
-                }
-            },
-            "/health": get("Liveness, and whether the model loaded", {"type": "object"}),
-            "/v2": get("Server metadata", {"type": "object"}),
-            "/v2/health/live": get("Server liveness", {"type": "object"}),
-            "/v2/health/ready": get("Server readiness", {"type": "object"}),
-            "/v2/models/{name}": get("Model metadata", {"type": "object"}, [model_path]),
-            "/v2/models/{name}/ready": get("Model readiness", {"type": "object"}, [model_path]),
-            "/v2/models/{name}/infer": infer([model_path]),
-            "/v2/models/{name}/versions/{version}": get(
-                "Model metadata", {"type": "object"}, [model_path, version_path]
-            ),
-            "/v2/models/{name}/versions/{version}/ready": get(
-                "Model readiness", {"type": "object"}, [model_path, version_path]
-            ),
-            "/v2/models/{name}/versions/{version}/infer": infer([model_path, version_path]),
-        },
+        "paths": paths,
         "components": {
             "schemas": {
                 "Error": {

@@ -11,14 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from handlers.errors import BadRequestError, ManifestError, ModelNotReadyError
+from handlers.errors import BadRequestError, ManifestError, ModelNotReadyError, reason
 from handlers.logs import logger
-from handlers.manifest import Manifest, TensorSpec, sha256_file
+from handlers.manifest import Manifest, TensorPreprocessing, TensorSpec, sha256_file
 
 if TYPE_CHECKING:
     import onnxruntime
 
     from handlers.codecs import Codec
+    from handlers.contract import RuntimeSettings
 
 MAX_INPUT_ELEMENTS = 4_000_000
 """More numbers than a 6 MB JSON body can carry; a bound on work before anything is allocated."""
@@ -36,8 +37,9 @@ def numpy_dtype(spec: TensorSpec) -> np.dtype[Any]:
         raise ManifestError(f"input {spec.name} has dtype {spec.dtype}, which the handler cannot feed") from exc
 
 
-def session_options(intra_op_threads: int | None = None) -> onnxruntime.SessionOptions:
-    """Settings for a Lambda sandbox: one request at a time, threads matched to the vCPUs it has."""
+def open_session(path: Path, intra_op_threads: int | None = None) -> onnxruntime.InferenceSession:
+    """The session as a Lambda sandbox runs it: one request at a time, threads matched to its vCPUs.
+    The packager measures candidates through this same function."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -46,7 +48,7 @@ def session_options(intra_op_threads: int | None = None) -> onnxruntime.SessionO
     options.inter_op_num_threads = 1
     options.intra_op_num_threads = intra_op_threads or max(1, len(os.sched_getaffinity(0)))
     options.log_severity_level = 3
-    return options
+    return onnxruntime.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
 
 
 @dataclass
@@ -62,34 +64,27 @@ class ModelRuntime:
         self._output_names = [spec.name for spec in self.manifest.outputs]
 
     @classmethod
-    def load(cls, model_dir: Path, *, model_uri: str | None = None, verify: bool = True) -> ModelRuntime:
-        import onnxruntime
-
+    def load(cls, settings: RuntimeSettings, *, verify: bool = True) -> ModelRuntime:
         start = time.perf_counter()
-        manifest = Manifest.load(model_dir)
-        if model_uri:
+        manifest = Manifest.load(settings.model_dir)
+        if settings.model_uri is not None:
             from handlers.model_store import fetch
 
-            model_path = fetch(model_uri, manifest.sha256)
+            model_path = fetch(settings.model_uri, manifest.sha256, cache_dir=settings.cache_dir)
         else:
-            model_path = model_dir / manifest.model_file
+            model_path = settings.model_dir / manifest.model_file
             if not model_path.is_file():
                 raise ManifestError(f"model file {model_path} named by the manifest does not exist")
             if verify and sha256_file(model_path) != manifest.sha256:
                 raise ManifestError(f"sha256 of {model_path} does not match the manifest: refusing to serve it")
         verified = time.perf_counter()
-        threads = manifest.runtime.get("intra_op_threads")
-        session = onnxruntime.InferenceSession(
-            str(model_path),
-            sess_options=session_options(int(threads) if threads else None),
-            providers=["CPUExecutionProvider"],
-        )
+        session = open_session(model_path, manifest.runtime.intra_op_threads)
         timings = {"verify_ms": (verified - start) * 1000, "session_ms": (time.perf_counter() - verified) * 1000}
         codec = None
-        if manifest.preprocessing.get("kind", "tensor") != "tensor":
+        if not isinstance(manifest.preprocessing, TensorPreprocessing):
             from handlers.codecs import make_codec
 
-            codec = make_codec(manifest, model_dir)
+            codec = make_codec(manifest, settings.model_dir)
         return cls(manifest=manifest, session=session, timings=timings, codec=codec)
 
     def decode(self, payload: Any) -> dict[str, np.ndarray]:
@@ -264,13 +259,13 @@ class Service:
         return self.runtime
 
 
-def load_service(model_dir: Path, model_uri: str | None = None) -> Service:
+def load_service(settings: RuntimeSettings) -> Service:
     """Never raises: a function that cannot load its model still answers, with 503 and the reason."""
     try:
-        return Service(runtime=ModelRuntime.load(model_dir, model_uri=model_uri))
+        return Service(runtime=ModelRuntime.load(settings))
     except (ManifestError, OSError) as exc:
-        reason = str(exc)
+        why = str(exc)
     except Exception as exc:  # onnxruntime raises its own types for a corrupt model
-        reason = f"onnxruntime could not load the model: {exc}"
-    logger.error("model failed to load", extra={"model_dir": str(model_dir), "reason": reason})
-    return Service(failure=reason)
+        why = f"onnxruntime could not load the model: {reason(exc)}"
+    logger.error("model failed to load", extra={"model_dir": str(settings.model_dir), "reason": why})
+    return Service(failure=why)

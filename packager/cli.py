@@ -6,26 +6,18 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from handlers.app import ApiKind
-from packager.config import (
-    DEFAULT_PYTHON,
-    Arch,
-    Auth,
-    CalibrationMethod,
-    Objective,
-    PackageType,
-    PackConfig,
-    budget_and_package,
-    resolve,
-)
+from handlers.contract import ApiKind
+from packager.config import DEFAULT_PYTHON, ENV_PYTHON, Arch, Auth, CalibrationMethod, Objective, PackageType
 from packager.errors import LambdafitError, NoFitError
-from packager.fit import FitResult
+
+if TYPE_CHECKING:
+    from packager.fit import Judged
 
 app = typer.Typer(
     add_completion=False,
@@ -62,7 +54,7 @@ def pack(
     arch: Annotated[Arch, typer.Option(help="Lambda architecture")] = Arch.X86_64,
     python: Annotated[
         str | None,
-        typer.Option(help=f"Lambda Python runtime [env LAMBDAFIT_PYTHON; default {DEFAULT_PYTHON}]"),
+        typer.Option(help=f"Lambda Python runtime [env {ENV_PYTHON}; default {DEFAULT_PYTHON}]"),
     ] = None,
     objective: Annotated[Objective, typer.Option(help="what the chosen candidate is best at")] = Objective.LATENCY,
     recipes: Annotated[str, typer.Option(help="auto, or a comma list such as slim,slim+int8-static")] = "auto",
@@ -101,10 +93,10 @@ def pack(
     force: Annotated[bool, typer.Option(help="replace an existing bundle of the same name")] = False,
 ) -> None:
     """Export, optimize and measure MODEL, choose the best candidate that fits, write a SAM bundle."""
+    from packager.config import Budget, PackConfig
     from packager.pack import pack as run_pack
 
     try:
-        limit, package_type = budget_and_package(budget, package)
         config = PackConfig(
             model=model,
             name=name,
@@ -112,18 +104,17 @@ def pack(
             eval_data=eval_data,
             calibration_data=calibration,
             max_drop=max_drop,
-            budget=limit,
+            budget=Budget.parse(budget) if budget is not None else None,
+            package_type=package,
             arch=arch,
-            python=resolve(python, "LAMBDAFIT_PYTHON", DEFAULT_PYTHON),
             objective=objective,
-            recipes=tuple(r.strip() for r in recipes.split(",") if r.strip()) or ("auto",),
-            labels=tuple(label.strip() for label in labels.split(",")) if labels else (),
+            recipes=tuple(recipes.split(",")),
+            labels=tuple(labels.split(",")) if labels else (),
             force=force,
             wheel_dir=wheels,
             train_data=train,
             student=student,
             calibration_method=calibration_method,
-            package_type=package_type,
             allow_slower=allow_slower,
             api=api,
             auth=auth,
@@ -132,38 +123,39 @@ def pack(
             provisioned_concurrency=provisioned_concurrency,
             preprocess=preprocess,
             tracing=tracing,
+            **({"python": python} if python is not None else {}),
         )
         with err.status("packing") as status:
             result = run_pack(config, progress=lambda message: status.update(message))
     except NoFitError as error:
-        if isinstance(error.result, FitResult):
-            _print_table(name, error.result, config.budget.limit_bytes)
+        if error.rejection is not None:
+            _print_table(name, error.rejection, config.limit.limit_bytes)
         _fail(error)
         return
     except LambdafitError as error:
         _fail(error)
         return
-    _print_table(name, result.fit, result.budget_bytes)
-    for note in result.notes:
+    report = result.report
+    _print_table(name, report.fit, report.budget.limit_bytes)
+    for note in report.notes:
         out.print(f"note: {note}", highlight=False)
-    assert result.fit.chosen is not None
-    out.print(f"chose [bold]{result.fit.chosen.recipe}[/]: {result.fit.why}", highlight=False)
+    out.print(f"chose [bold]{report.fit.chosen.recipe}[/]: {report.fit.why}", highlight=False)
     out.print(
-        f"memory {result.cost.memory_mb} MB, about ${result.cost.usd_per_million:.2f} per million requests "
-        f"({result.cost.assumptions})",
+        f"memory {report.cost.memory_mb} MB, about ${report.cost.usd_per_million:.2f} per million requests "
+        f"({report.cost.assumptions})",
         highlight=False,
     )
     out.print(f"wrote {result.bundle}  (next: lambdafit serve {result.bundle})", highlight=False)
 
 
-def _print_table(name: str, fit: FitResult, budget_bytes: int) -> None:
+def _print_table(name: str, judged: Judged, budget_bytes: int) -> None:
     from packager.report import COLUMNS, rows
 
-    table = Table(title=f"candidates for {name} (quality: {fit.baseline.quality_kind})")
+    table = Table(title=f"candidates for {name} (quality: {judged.baseline.quality_kind})")
     for column in COLUMNS:
         text = column in ("recipe", "verdict")
         table.add_column(column, justify="left" if text else "right", no_wrap=column == "recipe")
-    for row in rows(fit, budget_bytes):
+    for row in rows(judged, budget_bytes):
         table.add_row(*row, style="bold green" if row[-1] == "CHOSEN" else None)
     out.print(table)
 
@@ -196,7 +188,7 @@ def serve(
     )
     sys.stdout.flush()
     with contextlib.suppress(KeyboardInterrupt):
-        serve_workers(server, bundle, workers)
+        serve_workers(server, workers)
 
 
 def main() -> None:

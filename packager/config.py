@@ -1,17 +1,24 @@
-"""Typed settings for `pack`, resolved in one place: argument > environment > default."""
+"""Typed settings for `pack`, resolved and validated in one place: argument > environment > default.
+
+`PackConfig` checks its own rules when it is built, so a Python caller gets exactly what the CLI
+gets: a zip budget implies a zip package, comma lists become tuples, `python` defaults from
+LAMBDAFIT_PYTHON, unknown recipe steps and bad names are refused with the fix.
+"""
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
-from handlers.app import ApiKind
+from handlers.contract import ApiKind, ContractError, S3Uri
 from packager.errors import LambdafitError
 
 MB = 1_000_000
+ENV_PYTHON = "LAMBDAFIT_PYTHON"
 
 
 class Arch(StrEnum):
@@ -50,6 +57,7 @@ NAMED_BUDGETS: dict[str, int] = {
     "image": 10_737_418_240,
 }
 """AWS Lambda's limits: 250 MB unzipped (code and layers), 50 MB zipped direct upload, 10 GB image."""
+ZIP_BUDGETS = ("zip", "zip-upload")
 
 PYTHON_VERSIONS = ("3.11", "3.12", "3.13")
 DEFAULT_PYTHON = "3.12"
@@ -78,17 +86,14 @@ class Budget:
             raise LambdafitError(f"budget {text!r} must be larger than zero")
         return cls(text.strip(), size)
 
+    @property
+    def zipped(self) -> bool:
+        """The zip-upload budget counts zipped bytes; every other budget installed bytes."""
+        return self.name == "zip-upload"
 
-def budget_and_package(budget: str | None, package: PackageType | None) -> tuple[Budget, PackageType]:
-    """`--budget zip` implies a zip package, `--package zip` a zip budget; image is the default."""
-    if budget is None:
-        kind = package or PackageType.IMAGE
-        return Budget.parse("zip" if kind is PackageType.ZIP else "image"), kind
-    parsed = Budget.parse(budget)
-    implied = PackageType.ZIP if parsed.name in ("zip", "zip-upload") else None
-    if package is not None and implied is not None and package is not implied:
-        raise LambdafitError(f"--budget {budget} is a zip limit but --package is {package.value}: drop one of them")
-    return parsed, package or implied or PackageType.IMAGE
+    @property
+    def implied_package(self) -> PackageType | None:
+        return PackageType.ZIP if self.name in ZIP_BUDGETS else None
 
 
 def resolve(argument: str | None, env_var: str, default: str) -> str:
@@ -98,6 +103,24 @@ def resolve(argument: str | None, env_var: str, default: str) -> str:
     return os.environ.get(env_var) or default
 
 
+def _python_default() -> str:
+    return resolve(None, ENV_PYTHON, DEFAULT_PYTHON)
+
+
+def _split(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return tuple(str(part).strip() for part in value)
+
+
+def _enum(kind: type[StrEnum], value: Any, option: str) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        choices = ", ".join(member.value for member in kind)
+        raise LambdafitError(f"--{option} {value!r} is not one of {choices}") from None
+
+
 @dataclass(frozen=True)
 class PackConfig:
     model: str
@@ -105,18 +128,18 @@ class PackConfig:
     output_dir: Path = Path("build")
     eval_data: Path | None = None
     calibration_data: Path | None = None
+    train_data: Path | None = None
+    student: str | None = None
     max_drop: float = 0.01
-    budget: Budget = field(default_factory=lambda: Budget.parse("image"))
-    package_type: PackageType = PackageType.IMAGE
+    budget: Budget | None = None
+    """None: the package type's own limit."""
+    package_type: PackageType | None = None
+    """None: zip for a zip budget, else image."""
     arch: Arch = Arch.X86_64
-    python: str = DEFAULT_PYTHON
+    python: str = field(default_factory=_python_default)
     objective: Objective = Objective.LATENCY
     recipes: tuple[str, ...] = ("auto",)
     labels: tuple[str, ...] = ()
-    force: bool = False
-    wheel_dir: Path | None = None
-    train_data: Path | None = None
-    student: str | None = None
     calibration_method: CalibrationMethod = CalibrationMethod.MINMAX
     allow_slower: bool = False
     api: ApiKind = ApiKind.REST
@@ -127,9 +150,12 @@ class PackConfig:
     tracing: bool = False
     """X-Ray traces through powertools' Tracer (vendors aws-xray-sdk)."""
     preprocess: Path | None = None
-    """JSON describing image or text requests (handlers/codecs.py); tensors only when absent."""
+    """JSON describing image or text requests (handlers.manifest preprocessing); tensors only when absent."""
+    wheel_dir: Path | None = None
+    force: bool = False
 
     def __post_init__(self) -> None:
+        self._coerce()
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,62}", self.name):
             raise LambdafitError(
                 f"name {self.name!r} must start with a letter and hold only letters, digits and '-' "
@@ -139,7 +165,74 @@ class PackConfig:
             raise LambdafitError(f"--max-drop {self.max_drop} must be a fraction in [0, 1), e.g. 0.01 for 1 point")
         if self.python not in PYTHON_VERSIONS:
             raise LambdafitError(f"python {self.python!r} is not a Lambda runtime here; use one of {PYTHON_VERSIONS}")
+        implied = self.budget.implied_package if self.budget else None
+        if implied is not None and self.package_type not in (None, implied):
+            raise LambdafitError(
+                f"--budget {self.budget.name if self.budget else ''} is a zip limit but --package is "
+                f"{self.package_type.value if self.package_type else ''}: drop one of them"
+            )
+        if not self.recipes:
+            raise LambdafitError("--recipes is empty: give auto or a comma list such as slim,slim+int8-static")
+        from packager.recipes.registry import check_recipe
+
+        for recipe in self.recipes:
+            if recipe != "auto":
+                check_recipe(recipe)
+        if self.student is not None:
+            split_factory(self.student, "--student")
+        if self.model_store is not None:
+            try:
+                S3Uri.parse(self.model_store, prefix_only=True)
+            except ContractError as exc:
+                raise LambdafitError(f"--model-store: {exc}") from None
+        if self.reserved_concurrency is not None and self.reserved_concurrency < 0:
+            raise LambdafitError("--reserved-concurrency must be 0 or more")
+        if self.provisioned_concurrency is not None and self.provisioned_concurrency < 1:
+            raise LambdafitError("--provisioned-concurrency must be 1 or more")
+
+    def _coerce(self) -> None:
+        """Strings and lists as the CLI parses them, for Python callers that pass them."""
+        set_ = object.__setattr__
+        if isinstance(self.budget, str):
+            set_(self, "budget", Budget.parse(self.budget))
+        kinds = {
+            "package_type": PackageType,
+            "arch": Arch,
+            "objective": Objective,
+            "calibration_method": CalibrationMethod,
+            "api": ApiKind,
+            "auth": Auth,
+        }
+        for name, kind in kinds.items():
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, kind):
+                set_(self, name, _enum(kind, value, name.replace("_", "-")))
+        set_(self, "recipes", _split(self.recipes))
+        set_(self, "labels", _split(self.labels))
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.type in ("Path", "Path | None") and isinstance(value, str):
+                set_(self, item.name, Path(value))
+
+    @property
+    def package(self) -> PackageType:
+        implied = self.budget.implied_package if self.budget else None
+        return self.package_type or implied or PackageType.IMAGE
+
+    @property
+    def limit(self) -> Budget:
+        if self.budget is not None:
+            return self.budget
+        return Budget.parse("zip" if self.package is PackageType.ZIP else "image")
 
     @property
     def bundle_dir(self) -> Path:
         return self.output_dir / self.name
+
+
+def split_factory(spec: str, option: str = "MODEL") -> tuple[Path, str]:
+    """`path/to/file.py:function` as (path, function)."""
+    path, sep, function = spec.rpartition(":")
+    if not (sep and path.endswith(".py") and function.isidentifier()):
+        raise LambdafitError(f"{option} {spec!r} must be a factory path/to/file.py:function")
+    return Path(path), function

@@ -10,16 +10,17 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from handlers.app import ApiKind, make_handler
-from packager.bundle import FUNCTION_DIR
+from handlers.app import make_handler
+from handlers.contract import ENV_VARS, FUNCTION_DIR, MODEL_DIR, ApiKind, ContractError, RuntimeSettings
+from handlers.events import SHAPES
 from packager.errors import LambdafitError
-from packager.events import http_event, rest_event
+from packager.template import AppModel
 
 log = logging.getLogger("lambdafit.serve")
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -51,52 +52,26 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-def check_bundle(bundle: Path) -> Path:
-    """The bundle's model folder, or a clear error if `bundle` is not a lambdafit bundle."""
-    model_dir = bundle / FUNCTION_DIR / "model"
-    if not (model_dir / "manifest.json").is_file():
-        raise LambdafitError(
-            f"{bundle} is not a lambdafit bundle (no {FUNCTION_DIR}/model/manifest.json); run lambdafit pack first"
-        )
-    return model_dir
+@dataclass(frozen=True)
+class LoadedBundle:
+    app: AppModel
+    settings: RuntimeSettings
+    """The function's settings as the template sets them, with its model folder in the bundle."""
 
 
-def bundle_api(bundle: Path) -> ApiKind:
-    """The event shape the bundle was packed for (its manifest's runtime.api), REST if it does not say."""
-    from handlers.manifest import Manifest
+def open_bundle(bundle: Path, environ: Mapping[str, str] = os.environ) -> LoadedBundle:
+    """The bundle's application and the settings its function runs with. A setting in this process's
+    environment wins over the bundle's (MODEL_URI to point a local run at another copy of the model,
+    LAMBDAFIT_CACHE_DIR to keep downloads elsewhere); the model folder is the bundle's."""
+    from packager.bundle import read_app
 
-    return ApiKind(Manifest.load(check_bundle(bundle)).runtime.get("api", ApiKind.REST.value))
-
-
-def template_environment(bundle: Path) -> dict[str, str]:
-    """The function's environment variables as the bundle's template sets them (as `sam local` reads them)."""
-    import yaml
-
+    app = read_app(bundle)
+    overrides = {name: environ[name] for name in ENV_VARS if name in environ}
     try:
-        template = yaml.safe_load((bundle / "template.yaml").read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return {}
-    for resource in (template.get("Resources") or {}).values():
-        if resource.get("Type") == "AWS::Serverless::Function":
-            variables = resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
-            return {k: v for k, v in variables.items() if isinstance(v, str)}
-    return {}
-
-
-def load_bundle_handler(bundle: Path, api: ApiKind = ApiKind.REST) -> Handler:
-    """The bundle's handler with its template's settings; MODEL_URI in this process's environment wins."""
-    environment = template_environment(bundle)
-    model_uri = os.environ.get("MODEL_URI") or environment.get("MODEL_URI")
-    tracing = environment.get("LAMBDAFIT_TRACING") == "true"
-    return make_handler(check_bundle(bundle), api, model_uri=model_uri, tracing=tracing)
-
-
-def make_event(
-    api: ApiKind, method: str, path: str, query: str, headers: dict[str, str], body: bytes
-) -> dict[str, Any]:
-    if api is ApiKind.REST:
-        return rest_event(method, path, body=body, headers=headers, query=query)
-    return http_event(method, path, body=body, headers=headers, query=query, function_url=api is ApiKind.FUNCTION_URL)
+        settings = RuntimeSettings.from_env(app.settings.to_env() | overrides)
+    except ContractError as exc:
+        raise LambdafitError(str(exc)) from None
+    return LoadedBundle(app, settings.with_model_dir(bundle / FUNCTION_DIR / MODEL_DIR))
 
 
 def invoke(
@@ -109,7 +84,7 @@ def invoke(
     body: bytes,
     api: ApiKind = ApiKind.REST,
 ) -> tuple[int, list[tuple[str, str]], bytes]:
-    event = make_event(api, method, path, query, headers, body)
+    event = SHAPES[api].build(method, path, body=body, headers=headers, query=query)
     result = handler(event, LambdaContext(function_name=name))
     status = int(result.get("statusCode", 502))
     out_headers: list[tuple[str, str]] = []
@@ -179,12 +154,14 @@ class EmulatorServer(ThreadingHTTPServer):
         self,
         handler: Handler,
         name: str,
+        settings: RuntimeSettings,
         host: str = "127.0.0.1",
         port: int = 3000,
         verbose: bool = False,
         api: ApiKind = ApiKind.REST,
     ) -> None:
         self.handler = handler
+        self.settings = settings
         self.api = api
         self.name = name
         self.verbose = verbose
@@ -205,13 +182,10 @@ def serve_bundle(
     """Bind the server and, with `load`, load the bundle's handler in this process."""
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise LambdafitError(f"lambdafit serve listens on loopback only, not {host}: it is a development server")
-    if api is None:
-        api = bundle_api(bundle)
-    handler = load_bundle_handler(bundle, api) if load else _not_loaded
-    if not load:
-        check_bundle(bundle)
+    opened = open_bundle(bundle)
+    handler = make_handler(opened.settings) if load else _not_loaded
     try:
-        return EmulatorServer(handler, bundle.name, host, port, verbose, api)
+        return EmulatorServer(handler, opened.app.name, opened.settings, host, port, verbose, api or opened.app.api)
     except OSError as exc:
         raise LambdafitError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port") from exc
 
@@ -220,7 +194,7 @@ def _not_loaded(event: dict[str, Any], context: Any) -> dict[str, Any]:
     raise RuntimeError("the handler is loaded by each worker after it starts")
 
 
-def serve_workers(server: EmulatorServer, bundle: Path, workers: int) -> None:
+def serve_workers(server: EmulatorServer, workers: int) -> None:
     """Serve on `workers` processes sharing one listening socket, like that many warm Lambda containers.
 
     The server must come from serve_bundle(load=False): every process, forked first, then loads its own
@@ -234,13 +208,13 @@ def serve_workers(server: EmulatorServer, bundle: Path, workers: int) -> None:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             try:
-                server.handler = load_bundle_handler(bundle, server.api)
+                server.handler = make_handler(server.settings)
                 server.serve_forever()
             finally:
                 os._exit(0)
         children.append(pid)
     try:
-        server.handler = load_bundle_handler(bundle, server.api)
+        server.handler = make_handler(server.settings)
         server.serve_forever()
     finally:
         for pid in children:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from packager.fit import Rejection
+
 
 class LambdafitError(Exception):
     """Something the user can fix; the message says what is wrong and what to do."""
@@ -24,11 +29,11 @@ class RecipeError(LambdafitError):
 
 
 class NoFitError(LambdafitError):
-    """No candidate fits the budget within the allowed quality drop; `result` holds what was measured."""
+    """No candidate fits the budget within the allowed quality drop; `rejection` holds what was measured."""
 
-    def __init__(self, message: str, result: object = None) -> None:
+    def __init__(self, message: str, rejection: Rejection | None = None) -> None:
         super().__init__(message)
-        self.result = result
+        self.rejection = rejection
 
 
 class BundleError(LambdafitError):

@@ -18,22 +18,45 @@ LATENCY_TIE_MS = 0.02
 
 
 @dataclass(frozen=True)
-class Candidate:
+class Measured:
+    """A recipe that produced a model, and what that model measured."""
+
     recipe: str
-    path: Path | None
-    measurement: Measurement | None
+    path: Path
+    measurement: Measurement
     package_bytes: int
-    error: str | None = None
-    parameters: int = 0
+    parameters: int
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "recipe": self.recipe,
             "package_bytes": self.package_bytes,
             "parameters": self.parameters,
-            "error": self.error,
-            "metrics": self.measurement.to_dict() if self.measurement else None,
+            "error": None,
+            "metrics": self.measurement.to_dict(),
         }
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A recipe that could not produce or run a model: a short reason for the table, the rest for the report."""
+
+    recipe: str
+    error: str
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "recipe": self.recipe,
+            "package_bytes": None,
+            "parameters": None,
+            "error": self.error,
+            "detail": self.detail or self.error,
+            "metrics": None,
+        }
+
+
+Candidate = Measured | Failed
 
 
 @dataclass(frozen=True)
@@ -45,19 +68,32 @@ class Verdict:
 
 
 @dataclass(frozen=True)
-class FitResult:
+class Judged:
+    """Every candidate with its verdict, against the fp32 baseline."""
+
     verdicts: tuple[Verdict, ...]
-    chosen: Candidate | None
-    why: str
     baseline: Measurement
+
+
+@dataclass(frozen=True)
+class FitResult(Judged):
+    chosen: Measured
+    why: str
+
+
+@dataclass(frozen=True)
+class Rejection(Judged):
+    """Nothing fits: the closest candidate and by how much it missed."""
+
+    message: str
 
 
 def judge(
     candidate: Candidate, baseline: Measurement, budget_bytes: int, max_drop: float, allow_slower: bool
 ) -> Verdict:
-    m = candidate.measurement
-    if m is None:
+    if isinstance(candidate, Failed):
         return Verdict(candidate, False, f"failed: {candidate.error}", None)
+    m = candidate.measurement
     drop = baseline.quality - m.quality
     if candidate.package_bytes > budget_bytes:
         over = (candidate.package_bytes - budget_bytes) / 1e6
@@ -69,9 +105,8 @@ def judge(
     return Verdict(candidate, True, "fits", drop)
 
 
-def _key(verdict: Verdict, objective: Objective, best_p50: float) -> tuple[float, ...]:
-    m = verdict.candidate.measurement
-    assert m is not None
+def _key(candidate: Measured, objective: Objective, best_p50: float) -> tuple[float, ...]:
+    m = candidate.measurement
     if objective is Objective.SIZE:
         return (m.size_bytes, m.p50_ms)
     if objective is Objective.QUALITY:
@@ -89,34 +124,37 @@ def choose(
     objective: Objective,
     allow_slower: bool = False,
 ) -> FitResult:
+    """The best eligible candidate, or NoFitError carrying a `Rejection`."""
     verdicts = tuple(judge(c, baseline, budget_bytes, max_drop, allow_slower) for c in candidates)
-    eligible = [v for v in verdicts if v.eligible]
+    eligible = [v for v in verdicts if v.eligible and isinstance(v.candidate, Measured)]
     if not eligible:
         message = _explain_miss(verdicts, budget_bytes, max_drop)
-        raise NoFitError(message, FitResult(verdicts=verdicts, chosen=None, why=message, baseline=baseline))
-    best_p50 = min(v.candidate.measurement.p50_ms for v in eligible if v.candidate.measurement)
-    winner = min(eligible, key=lambda v: _key(v, objective, best_p50))
-    m = winner.candidate.measurement
-    assert m is not None
+        raise NoFitError(message, Rejection(verdicts=verdicts, baseline=baseline, message=message))
+    measured = [v.candidate for v in eligible if isinstance(v.candidate, Measured)]
+    best_p50 = min(c.measurement.p50_ms for c in measured)
+    winner = min(measured, key=lambda c: _key(c, objective, best_p50))
+    drop = next(v.drop for v in eligible if v.candidate is winner) or 0.0
+    m = winner.measurement
     why = (
         f"best {objective.value} among {len(eligible)} eligible of {len(verdicts)}: "
         f"{baseline.size_bytes / max(m.size_bytes, 1):.2f}x smaller than fp32, "
-        f"quality drop {100 * (winner.drop or 0):.2f} pts, p50 {m.p50_ms / baseline.p50_ms:.2f}x fp32"
+        f"quality drop {100 * drop:.2f} pts, p50 {m.p50_ms / baseline.p50_ms:.2f}x fp32"
     )
-    return FitResult(verdicts=verdicts, chosen=winner.candidate, why=why, baseline=baseline)
+    return FitResult(verdicts=verdicts, baseline=baseline, chosen=winner, why=why)
 
 
 def _explain_miss(verdicts: tuple[Verdict, ...], budget_bytes: int, max_drop: float) -> str:
-    measured = [v for v in verdicts if v.candidate.measurement is not None]
+    measured = [(v, v.candidate) for v in verdicts if isinstance(v.candidate, Measured)]
     if not measured:
         return "every candidate failed: " + "; ".join(f"{v.candidate.recipe}: {v.reason}" for v in verdicts)
 
-    def shortfall(v: Verdict) -> float:
-        over_size = max(0.0, (v.candidate.package_bytes - budget_bytes) / budget_bytes)
-        over_drop = max(0.0, (v.drop or 0.0) - max_drop)
+    def shortfall(pair: tuple[Verdict, Measured]) -> float:
+        verdict, candidate = pair
+        over_size = max(0.0, (candidate.package_bytes - budget_bytes) / budget_bytes)
+        over_drop = max(0.0, (verdict.drop or 0.0) - max_drop)
         return over_size + over_drop
 
-    closest = min(measured, key=shortfall)
+    closest, _ = min(measured, key=shortfall)
     return (
         f"no candidate fits within budget {budget_bytes / 1e6:.1f} MB and max drop {100 * max_drop:.2f} pts; "
         f"closest is {closest.candidate.recipe} ({closest.reason}). Try --max-drop, a larger --budget "

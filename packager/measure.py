@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from handlers.runtime import session_options
+from handlers.manifest import ModelMetrics
+from handlers.runtime import open_session
 from packager.data import Dataset
 from packager.errors import LambdafitError
 from packager.quality import Metric
@@ -45,11 +46,20 @@ class Measurement:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-
-def open_session(path: Path) -> Any:
-    import onnxruntime
-
-    return onnxruntime.InferenceSession(str(path), sess_options=session_options(), providers=["CPUExecutionProvider"])
+    def to_manifest(self, baseline: Measurement) -> ModelMetrics:
+        """What the shipped model measured, for the bundle's manifest."""
+        return ModelMetrics(
+            quality=self.quality,
+            quality_kind=self.quality_kind,
+            size_bytes=self.size_bytes,
+            p50_ms=self.p50_ms,
+            p50_batch8_ms=self.p50_batch8_ms,
+            peak_rss_mb=self.peak_rss_mb,
+            init_ms=self.init_ms,
+            baseline_quality=baseline.quality,
+            baseline_p50_ms=baseline.p50_ms,
+            baseline_size_bytes=baseline.size_bytes,
+        )
 
 
 def predict(session: Any, data: Dataset) -> list[np.ndarray]:

@@ -3,31 +3,29 @@
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlparse
 
+from handlers.contract import MANIFEST_FILE, MODEL_FILE, S3Uri
 from handlers.manifest import Manifest
 from packager.errors import LambdafitError
 
 
-def model_key(store: str, manifest: Manifest) -> tuple[str, str]:
-    parsed = urlparse(store)
-    if parsed.scheme != "s3" or not parsed.netloc:
-        raise LambdafitError(f"--model-store {store!r} must look like s3://bucket/prefix")
-    prefix = parsed.path.strip("/")
-    key = "/".join(part for part in (prefix, manifest.name, manifest.sha256, "model.onnx") if part)
-    return parsed.netloc, key
+def model_uri(store: S3Uri, manifest: Manifest) -> S3Uri:
+    """Content-addressed: NAME/SHA256/model.onnx under the store's prefix."""
+    return store.join(manifest.name, manifest.sha256, MODEL_FILE)
 
 
-def upload(store: str, model: Path, manifest: Manifest) -> str:
-    """Upload the model and its manifest under a content-addressed key; returns the model's s3:// URI."""
+def upload(store: S3Uri, model: Path, manifest: Manifest) -> S3Uri:
+    """Upload the model and its manifest; returns the model's URI."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    bucket, key = model_key(store, manifest)
+    uri = model_uri(store, manifest)
     client = boto3.client("s3")
     try:
-        client.upload_file(str(model), bucket, key)
-        client.put_object(Bucket=bucket, Key=key.rsplit("/", 1)[0] + "/manifest.json", Body=manifest.dumps().encode())
+        client.upload_file(str(model), uri.bucket, uri.key)
+        client.put_object(
+            Bucket=uri.bucket, Key=uri.key.rsplit("/", 1)[0] + "/" + MANIFEST_FILE, Body=manifest.dumps().encode()
+        )
     except (BotoCoreError, ClientError) as exc:
-        raise LambdafitError(f"could not upload the model to s3://{bucket}/{key}: {exc}") from exc
-    return f"s3://{bucket}/{key}"
+        raise LambdafitError(f"could not upload the model to {uri}: {exc}") from exc
+    return uri

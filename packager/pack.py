@@ -1,230 +1,222 @@
-"""`pack`: load -> export -> candidates -> measure -> choose -> bundle. One call, from Python or the CLI."""
+"""`pack`: prepare -> evaluate -> assemble, with typed hand-offs. One call, from Python or the CLI.
+
+- prepare: load the model, export it to ONNX, read its signature, load the data, vendor the wheels;
+- evaluate: run fp32 for reference outputs, apply and measure every recipe, choose;
+- assemble: write the manifest, upload the model if asked, write the bundle and, last, its report.
+
+The collaborators that reach outside the process (the wheel index, the measuring subprocess, S3)
+are injected, so the orchestration is tested in milliseconds with fakes.
+"""
 
 from __future__ import annotations
 
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 import numpy as np
 
-from handlers.manifest import Manifest, TensorSpec, sha256_file
+from handlers.contract import RuntimeSettings, S3Uri
+from handlers.errors import plain, reason
+from handlers.manifest import Manifest, RuntimeHints, Task, TensorSpec, sha256_file
+from handlers.runtime import open_session
 from packager import recipes
-from packager.bundle import FUNCTION_DIR, MODEL_FILE, BundleSpec, check_target, handler_code_bytes, write_bundle
-from packager.config import NAMED_BUDGETS, PackageType, PackConfig
-from packager.cost import CostEstimate, estimate
+from packager.bundle import BundleSpec, check_target, fill, staged
+from packager.config import Arch, PackageType, PackConfig, split_factory
+from packager.cost import estimate
 from packager.data import Dataset, load_dataset, synthetic_dataset
-from packager.errors import LambdafitError, RecipeError
+from packager.errors import LambdafitError
 from packager.export import export_torch
-from packager.fit import Candidate, FitResult, choose
-from packager.load import OnnxModel, TorchModel, load_factory, load_model
-from packager.measure import measure, open_session, predict
-from packager.model_store import upload
-from packager.preprocess import check_preprocessing, load_preprocessing
+from packager.fit import Candidate, Failed, FitResult, Measured, choose
+from packager.load import LoadedModel, OnnxModel, TorchModel, load_factory, load_model
+from packager.measure import Measurement, measure, predict
+from packager.preprocess import PreprocessingFiles, check_preprocessing, load_preprocessing
 from packager.quality import Metric, is_classifier, pick_metric
 from packager.recipes.auto import auto_recipes
-from packager.report import to_json, to_markdown
+from packager.report import Report
 from packager.signature import count_parameters, ctc_charset, read_metadata, read_signature
+from packager.size import ZIP_UPLOAD_LIMIT, PackageSize
 from packager.template import AppModel
-from packager.wheels import glibc_warning, vendor_wheels
+from packager.wheels import WheelSet, glibc_warning, vendor_wheels
 
 Progress = Callable[[str], None]
-BASE_IMAGE_BYTES = 600_000_000
-"""About what public.ecr.aws/lambda/python adds to an image (OS, Python, runtime client)."""
+
+
+class WheelSource(Protocol):
+    def __call__(self, python: str, arch: Arch, extras: tuple[str, ...]) -> WheelSet: ...
+
+
+class Measurer(Protocol):
+    def __call__(self, path: Path, data: Dataset, reference: list[np.ndarray], metric: Metric) -> Measurement: ...
+
+
+class Uploader(Protocol):
+    def __call__(self, store: S3Uri, model: Path, manifest: Manifest) -> S3Uri: ...
+
+
+@dataclass(frozen=True)
+class Collaborators:
+    wheels: WheelSource
+    measure: Measurer
+    upload: Uploader
+
+    @classmethod
+    def default(cls, config: PackConfig) -> Collaborators:
+        from packager.model_store import upload
+
+        return cls(wheels=partial(vendor_wheels, wheel_dir=config.wheel_dir), measure=measure, upload=upload)
+
+
+@dataclass(frozen=True)
+class Datasets:
+    eval: Dataset
+    calibration: Dataset
+    train: Dataset | None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    config: PackConfig
+    work: Path
+    model: LoadedModel
+    student: TorchModel | None
+    baseline: Path
+    """The fp32 ONNX model every candidate starts from."""
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    data: Datasets
+    preprocessing: PreprocessingFiles
+    size: PackageSize
+    export_diff: float | None
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    fit: FitResult
+    metric: Metric
 
 
 @dataclass(frozen=True)
 class PackResult:
     bundle: Path
-    fit: FitResult
-    budget_bytes: int
-    parts: dict[str, int]
-    notes: list[str]
-    export_max_abs_diff: float | None
-    cost: CostEstimate
+    report: Report
+
+    @property
+    def fit(self) -> FitResult:
+        return self.report.fit
 
 
 def _quiet(_: str) -> None:
     return None
 
 
-@dataclass(frozen=True)
-class _Inputs:
-    eval: Dataset
-    calibration: Dataset
-    train: Dataset | None
+def pack(config: PackConfig, progress: Progress = _quiet, collaborators: Collaborators | None = None) -> PackResult:
+    deps = collaborators or Collaborators.default(config)
+    check_target(config.bundle_dir, config.force)
+    with tempfile.TemporaryDirectory(prefix="lambdafit-") as tmp:
+        prepared = prepare(config, Path(tmp), deps, progress)
+        evaluated = evaluate(prepared, deps, progress)
+        return assemble(prepared, evaluated, deps, progress)
 
 
-def _datasets(config: PackConfig, inputs: tuple[TensorSpec, ...], notes: list[str]) -> _Inputs:
+def prepare(config: PackConfig, work: Path, deps: Collaborators, progress: Progress) -> Prepared:
+    notes: list[str] = []
+    progress(f"loading {config.model}")
+    model = load_model(config.model)
+    student = load_factory(*split_factory(config.student, "--student")) if config.student else None
+    baseline = work / "fp32.onnx"
+    diff = None
+    if isinstance(model, OnnxModel):
+        shutil.copyfile(model.path, baseline)
+    else:
+        progress("exporting to ONNX (torch.onnx, dynamic batch)")
+        diff = export_torch(model, baseline).max_abs_diff
+    inputs, outputs = read_signature(baseline)
+    data = _datasets(config, inputs, notes)
+    preprocessing = load_preprocessing(config.preprocess)
+    progress(f"vendoring runtime wheels for python{config.python} {config.arch.value}")
+    extras = preprocessing.config.extras + (("tracing",) if config.tracing else ())
+    wheels = deps.wheels(config.python, config.arch, extras)
+    if warning := glibc_warning(wheels, config.python):
+        notes.append(warning)
+    return Prepared(
+        config=config,
+        work=work,
+        model=model,
+        student=student,
+        baseline=baseline,
+        inputs=inputs,
+        outputs=outputs,
+        data=data,
+        preprocessing=preprocessing,
+        size=PackageSize(config.package, config.limit, wheels),
+        export_diff=diff,
+        notes=tuple(notes),
+    )
+
+
+def _datasets(config: PackConfig, inputs: tuple[TensorSpec, ...], notes: list[str]) -> Datasets:
     eval_data = load_dataset(config.eval_data, inputs) if config.eval_data else None
     calibration = load_dataset(config.calibration_data, inputs) if config.calibration_data else None
     train = load_dataset(config.train_data, inputs) if config.train_data else None
     if eval_data is None:
         eval_data = calibration or train or synthetic_dataset(inputs)
+        unlabelled = eval_data.labels is None and not config.calibration_data
         notes.append(
             f"no --eval data: quality is fidelity to fp32 on {eval_data.source}"
-            + (
-                ", which says little about real inputs"
-                if eval_data.labels is None and not config.calibration_data
-                else ""
-            )
+            + (", which says little about real inputs" if unlabelled else "")
         )
     if calibration is None:
         calibration = train or eval_data
         if config.eval_data and train is None:
             notes.append("no --calibration data: calibrated on the --eval inputs, so static-int8 quality is optimistic")
-    return _Inputs(eval=eval_data, calibration=calibration, train=train)
+    return Datasets(eval=eval_data, calibration=calibration, train=train)
 
 
-def pack(config: PackConfig, progress: Progress = _quiet) -> PackResult:
-    check_target(config.bundle_dir, config.force)
-    notes: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="lambdafit-") as tmp:
-        work = Path(tmp)
-        progress(f"loading {config.model}")
-        loaded = load_model(config.model)
-        student = load_factory(*_split_factory(config.student)) if config.student else None
-        baseline_path = work / "fp32.onnx"
-        diff = None
-        if isinstance(loaded, OnnxModel):
-            shutil.copyfile(loaded.path, baseline_path)
-        else:
-            progress("exporting to ONNX (torch.onnx, dynamic batch)")
-            diff = export_torch(loaded, baseline_path).max_abs_diff
-            notes.append(f"torch -> ONNX parity: max abs difference {diff:.3g} at batch 3")
-        inputs, outputs = read_signature(baseline_path)
-        data = _datasets(config, inputs, notes)
-
-        progress(f"vendoring runtime wheels for python{config.python} {config.arch.value}")
-        preprocessing = load_preprocessing(config.preprocess)
-        extras = preprocessing.extras + (("tracing",) if config.tracing else ())
-        wheels = vendor_wheels(config.python, config.arch, config.wheel_dir, extras)
-        if warning := glibc_warning(wheels, config.python):
-            notes.append(warning)
-        zipped = config.budget.name == "zip-upload"
-        fixed = (wheels.compressed_bytes if zipped else wheels.installed_bytes) + handler_code_bytes()
-        if config.package_type is PackageType.IMAGE:
-            fixed += BASE_IMAGE_BYTES
-
-        progress("running fp32 for reference outputs")
-        try:
-            reference = predict(open_session(baseline_path), data.eval)
-        except Exception as exc:
-            raise LambdafitError(f"onnxruntime cannot run the model: {str(exc).splitlines()[0]}") from exc
-        metric = pick_metric(reference, data.eval.labels, ctc_charset(read_metadata(baseline_path)))
-        ctx = recipes.RecipeContext(
-            work_dir=work,
-            calibration=data.calibration,
-            calibration_method=config.calibration_method,
-            torch_model=loaded if isinstance(loaded, TorchModel) else None,
-            train=data.train,
-            student=student,
-        )
-        plan = _plan(config, baseline_path, ctx)
-        candidates = _candidates(plan, baseline_path, ctx, data.eval, reference, metric, fixed, zipped, progress)
-        baseline = candidates[0].measurement
-        if baseline is None:
-            raise LambdafitError(f"the fp32 model itself cannot run in onnxruntime: {candidates[0].error}")
-        result = choose(
-            candidates,
-            baseline,
-            budget_bytes=config.budget.limit_bytes,
-            max_drop=config.max_drop,
-            objective=config.objective,
-            allow_slower=config.allow_slower,
-        )
-        chosen = result.chosen
-        assert chosen is not None and chosen.path is not None and chosen.measurement is not None
-        parts = {f"runtime wheels: {name}": size for name, size in wheels.sizes().items()}
-        parts["handler code"] = handler_code_bytes()
-        parts["model"] = chosen.measurement.size_bytes
-        if config.package_type is PackageType.IMAGE:
-            parts["base image (estimate)"] = BASE_IMAGE_BYTES
-        cost = estimate(chosen.measurement.peak_rss_mb, chosen.measurement.p50_ms, config.arch)
-        if config.package_type is PackageType.ZIP and not zipped:
-            zipped_estimate = wheels.compressed_bytes + chosen.measurement.compressed_bytes
-            if zipped_estimate > NAMED_BUDGETS["zip-upload"]:
-                notes.append(
-                    f"the zip is about {zipped_estimate / 1e6:.0f} MB zipped, over the 50 MB direct-upload limit: "
-                    "sam deploy uploads it through S3 (samconfig sets resolve_s3), which Lambda accepts up to 250 MB unzipped"
-                )
-        digest = sha256_file(chosen.path)
-        manifest = Manifest(
-            name=config.name,
-            version=digest[:12],
-            model_file=MODEL_FILE,
-            sha256=digest,
-            inputs=inputs,
-            outputs=outputs,
-            task="classification" if is_classifier(metric) else "generic",
-            labels=tuple(config.labels or loaded.labels),
-            recipe=chosen.recipe,
-            metrics=chosen.measurement.to_dict() | {"baseline": baseline.to_dict()},
-            runtime={"memory_mb": cost.memory_mb, "api": config.api.value, "tracing": config.tracing},
-            preprocessing=preprocessing.config,
-        )
-        check_preprocessing(preprocessing, manifest)
-        budget = {
-            "name": config.budget.name,
-            "limit_bytes": config.budget.limit_bytes,
-            "package": config.package_type.value,
-        }
-        report: dict[str, Any] = to_json(result, budget=budget, parts=parts, notes=notes)
-        report |= {"export_max_abs_diff": diff, "cost": cost.to_dict(), "eval_rows": len(data.eval)}
-        progress(f"writing {config.bundle_dir}")
-        model_uri = None
-        if config.model_store:
-            progress(f"uploading the model to {config.model_store}")
-            model_uri = upload(config.model_store, chosen.path, manifest)
-            notes.append(f"the model lives at {model_uri}; the function fetches it at init")
-        app = AppModel(
-            name=config.name,
-            description=f"lambdafit endpoint for model {config.name} ({chosen.recipe})",
-            code_dir=f"./{FUNCTION_DIR}",
-            python=config.python,
-            arch=config.arch,
-            memory_mb=cost.memory_mb,
-            package_type=config.package_type,
-            api=config.api,
-            auth=config.auth,
-            model_uri=model_uri,
-            model_bytes=chosen.measurement.size_bytes,
-            reserved_concurrency=config.reserved_concurrency,
-            provisioned_concurrency=config.provisioned_concurrency,
-            tracing=config.tracing,
-        )
-        write_bundle(
-            BundleSpec(
-                app=app,
-                manifest=manifest,
-                model_path=chosen.path,
-                wheels=wheels,
-                sample_inputs=_sample(data.eval, inputs),
-                report_json=report,
-                report_md=to_markdown(config.name, result, config.budget.limit_bytes, parts, notes, cost),
-                result=result,
-                model_files=preprocessing.files,
-            ),
-            config.bundle_dir,
-            config.force,
-        )
-    return PackResult(config.bundle_dir, result, config.budget.limit_bytes, parts, notes, diff, cost)
+def evaluate(prepared: Prepared, deps: Collaborators, progress: Progress) -> Evaluated:
+    config, data = prepared.config, prepared.data
+    progress("running fp32 for reference outputs")
+    try:
+        reference = predict(open_session(prepared.baseline), data.eval)
+    except Exception as exc:
+        raise LambdafitError(f"onnxruntime cannot run the model: {reason(exc)}") from exc
+    metric = pick_metric(reference, data.eval.labels, ctc_charset(read_metadata(prepared.baseline)))
+    ctx = recipes.RecipeContext(
+        work_dir=prepared.work,
+        calibration=data.calibration,
+        calibration_method=config.calibration_method,
+        torch_model=prepared.model if isinstance(prepared.model, TorchModel) else None,
+        train=data.train,
+        student=prepared.student,
+    )
+    plan = _plan(config, prepared.baseline, ctx)
+    candidates: list[Candidate] = []
+    for number, recipe in enumerate(plan, start=1):
+        progress(f"[{number}/{len(plan)}] {recipe.name}: transforming and measuring")
+        candidates.append(_candidate(recipe, prepared, ctx, deps, reference, metric))
+    baseline = candidates[0]
+    if not isinstance(baseline, Measured):
+        raise LambdafitError(f"the fp32 model itself cannot run in onnxruntime: {baseline.error}")
+    fit = choose(
+        candidates,
+        baseline.measurement,
+        budget_bytes=config.limit.limit_bytes,
+        max_drop=config.max_drop,
+        objective=config.objective,
+        allow_slower=config.allow_slower,
+    )
+    return Evaluated(fit=fit, metric=metric)
 
 
-def _split_factory(spec: str) -> tuple[Path, str]:
-    path, sep, function = spec.rpartition(":")
-    if not (sep and path.endswith(".py") and function.isidentifier()):
-        raise LambdafitError(f"--student {spec!r} must be a factory path/to/file.py:function")
-    return Path(path), function
-
-
-def _plan(config: PackConfig, baseline_path: Path, ctx: recipes.RecipeContext) -> list[recipes.Recipe]:
+def _plan(config: PackConfig, baseline: Path, ctx: recipes.RecipeContext) -> list[recipes.Recipe]:
     if config.recipes == ("auto",):
         names = auto_recipes(
-            baseline_path,
+            baseline,
             torch_model=ctx.torch_model is not None,
             train_data=ctx.train is not None,
             student=ctx.student is not None,
@@ -234,42 +226,115 @@ def _plan(config: PackConfig, baseline_path: Path, ctx: recipes.RecipeContext) -
     return [recipes.Recipe.parse(name) for name in dict.fromkeys(names)]
 
 
-def _candidates(
-    plan: list[recipes.Recipe],
-    baseline_path: Path,
+def _candidate(
+    recipe: recipes.Recipe,
+    prepared: Prepared,
     ctx: recipes.RecipeContext,
-    eval_data: Dataset,
+    deps: Collaborators,
     reference: list[np.ndarray],
     metric: Metric,
-    fixed_bytes: int,
-    zipped: bool,
-    progress: Progress,
-) -> list[Candidate]:
-    """Each recipe applied and measured; package size is zipped for the zip-upload budget, else unzipped."""
-    candidates: list[Candidate] = []
-    for number, recipe in enumerate(plan, start=1):
-        progress(f"[{number}/{len(plan)}] {recipe.name}: transforming and measuring")
-        try:
-            path = recipe.apply(baseline_path, ctx)
-            measured = measure(path, eval_data, reference, metric)
-            parameters = count_parameters(path)
-        except (RecipeError, LambdafitError) as exc:
-            candidates.append(Candidate(recipe.name, None, None, 0, error=str(exc)))
-            continue
-        except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            candidates.append(Candidate(recipe.name, None, None, 0, error=first))
-            continue
-        candidates.append(
-            Candidate(
-                recipe.name,
-                path,
-                measured,
-                fixed_bytes + (measured.compressed_bytes if zipped else measured.size_bytes),
-                parameters=parameters,
+) -> Candidate:
+    """One recipe applied and measured; its failure is a Failed candidate, never the end of the pack."""
+    try:
+        path = recipe.apply(prepared.baseline, ctx)
+        measured = deps.measure(path, prepared.data.eval, reference, metric)
+        parameters = count_parameters(path)
+    except Exception as exc:
+        return Failed(recipe.name, reason(exc), _detail(exc))
+    package = prepared.size.of(measured.size_bytes, measured.compressed_bytes)
+    return Measured(recipe.name, path, measured, package, parameters)
+
+
+def _detail(error: BaseException) -> str:
+    """The whole story of a failure, for report.json: every message down the chain of causes."""
+    lines = [str(error) if isinstance(error, LambdafitError) else f"{type(error).__name__}: {error}"]
+    cause = error.__cause__
+    while cause is not None:
+        lines.append(f"caused by {type(cause).__name__}: {cause}")
+        cause = cause.__cause__
+    return plain("\n".join(lines))
+
+
+def assemble(prepared: Prepared, evaluated: Evaluated, deps: Collaborators, progress: Progress) -> PackResult:
+    config, fit = prepared.config, evaluated.fit
+    chosen = fit.chosen
+    notes = list(prepared.notes)
+    if prepared.export_diff is not None:
+        notes.append(f"torch -> ONNX parity: max abs difference {prepared.export_diff:.3g} at batch 3")
+    cost = estimate(chosen.measurement.peak_rss_mb, chosen.measurement.p50_ms, config.arch)
+    if config.package is PackageType.ZIP and not config.limit.zipped:
+        zipped = prepared.size.zipped_estimate(chosen.measurement.compressed_bytes)
+        if zipped > ZIP_UPLOAD_LIMIT:
+            notes.append(
+                f"the zip is about {zipped / 1e6:.0f} MB zipped, over the 50 MB direct-upload limit: "
+                "sam deploy uploads it through S3 (samconfig sets resolve_s3), which Lambda accepts up to 250 MB unzipped"
             )
+    manifest = _manifest(prepared, evaluated, cost.memory_mb)
+    check_preprocessing(prepared.preprocessing, manifest)
+    settings = RuntimeSettings(tracing=config.tracing, service=config.name)
+    if config.model_store:
+        store = S3Uri.parse(config.model_store, prefix_only=True)
+        progress(f"uploading the model to {store}")
+        uri = deps.upload(store, chosen.path, manifest)
+        settings = replace(settings, model_uri=uri)
+        notes.append(f"the model lives at {uri}; the function fetches it at init")
+    app = AppModel(
+        name=config.name,
+        description=f"lambdafit endpoint for model {config.name} ({chosen.recipe})",
+        code_dir="./function",
+        python=config.python,
+        arch=config.arch,
+        memory_mb=cost.memory_mb,
+        package_type=config.package,
+        api=config.api,
+        auth=config.auth,
+        settings=settings,
+        model_bytes=chosen.measurement.size_bytes,
+        reserved_concurrency=config.reserved_concurrency,
+        provisioned_concurrency=config.provisioned_concurrency,
+    )
+    progress(f"writing {config.bundle_dir}")
+    spec = BundleSpec(
+        app=app,
+        manifest=manifest,
+        model_path=chosen.path,
+        wheels=prepared.size.wheels,
+        sample_inputs=_sample(prepared.data.eval, prepared.inputs),
+        model_files=prepared.preprocessing.files,
+    )
+    with staged(config.bundle_dir, config.force) as root:
+        bytecode = fill(spec, root)
+        report = Report(
+            name=config.name,
+            fit=fit,
+            budget=config.limit,
+            package=config.package,
+            parts=prepared.size.parts(chosen.measurement.size_bytes, bytecode),
+            notes=tuple(notes),
+            cost=cost,
+            eval_rows=len(prepared.data.eval),
+            export_max_abs_diff=prepared.export_diff,
         )
-    return candidates
+        report.write(root)
+    return PackResult(config.bundle_dir, report)
+
+
+def _manifest(prepared: Prepared, evaluated: Evaluated, memory_mb: int) -> Manifest:
+    chosen, baseline = evaluated.fit.chosen, evaluated.fit.baseline
+    digest = sha256_file(chosen.path)
+    return Manifest(
+        name=prepared.config.name,
+        version=digest[:12],
+        sha256=digest,
+        inputs=prepared.inputs,
+        outputs=prepared.outputs,
+        task=Task.CLASSIFICATION if is_classifier(evaluated.metric) else Task.GENERIC,
+        labels=prepared.config.labels or prepared.model.labels,
+        recipe=chosen.recipe,
+        metrics=chosen.measurement.to_manifest(baseline),
+        runtime=RuntimeHints(memory_mb=memory_mb),
+        preprocessing=prepared.preprocessing.config,
+    )
 
 
 def _sample(data: Dataset, specs: tuple[TensorSpec, ...]) -> object:

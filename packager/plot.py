@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from packager.fit import FitResult
+from packager.fit import FitResult, Measured
 
 
 def plot(result: FitResult, path: Path) -> None:
@@ -15,9 +15,9 @@ def plot(result: FitResult, path: Path) -> None:
 
     figure, axes = plt.subplots(figsize=(8, 5), dpi=110)
     for verdict in result.verdicts:
-        m = verdict.candidate.measurement
-        if m is None:
+        if not isinstance(verdict.candidate, Measured):
             continue
+        m = verdict.candidate.measurement
         chosen = verdict.candidate is result.chosen
         color = "tab:green" if chosen else ("tab:blue" if verdict.eligible else "tab:red")
         axes.scatter(m.size_bytes / 1e6, m.quality, s=90 if chosen else 40, color=color, zorder=3)

@@ -9,6 +9,7 @@ import json
 import resource
 import sys
 import time
+from pathlib import Path
 
 
 def peak_rss_mb() -> float:
@@ -24,12 +25,11 @@ def peak_rss_mb() -> float:
 def main(model: str, feed_path: str) -> None:
     start = time.perf_counter()
     import numpy as np
-    import onnxruntime
 
-    from handlers.runtime import session_options
+    from handlers.runtime import open_session
 
     imported = time.perf_counter()
-    session = onnxruntime.InferenceSession(model, sess_options=session_options(), providers=["CPUExecutionProvider"])
+    session = open_session(Path(model))
     created = time.perf_counter()
     with np.load(feed_path, allow_pickle=False) as archive:
         feed = {key: archive[key] for key in archive.files}

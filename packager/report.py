@@ -1,13 +1,16 @@
-"""What `pack` measured and chose, as rows for the terminal, report.json and report.md."""
+"""What `pack` measured and chose: one `Report`, built once from the final state, rendered to the
+terminal table, report.json, report.md and report.png."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from packager.fit import FitResult, Verdict
-
-if TYPE_CHECKING:
-    from packager.cost import CostEstimate
+from packager.config import Budget, PackageType
+from packager.cost import CostEstimate
+from packager.fit import FitResult, Judged, Measured, Verdict
 
 COLUMNS = (
     "recipe",
@@ -25,21 +28,23 @@ COLUMNS = (
 )
 
 
-def rows(result: FitResult, budget_bytes: int) -> list[tuple[str, ...]]:
-    return [_row(v, result, budget_bytes) for v in result.verdicts]
+def rows(judged: Judged, budget_bytes: int) -> list[tuple[str, ...]]:
+    chosen = judged.chosen if isinstance(judged, FitResult) else None
+    return [_row(v, judged, chosen, budget_bytes) for v in judged.verdicts]
 
 
-def _row(v: Verdict, result: FitResult, budget_bytes: int) -> tuple[str, ...]:
-    m = v.candidate.measurement
-    base = result.baseline
-    verdict = "CHOSEN" if v.candidate is result.chosen else v.reason
-    if m is None:
-        return (v.candidate.recipe, *("-",) * (len(COLUMNS) - 2), verdict)
+def _row(v: Verdict, judged: Judged, chosen: Measured | None, budget_bytes: int) -> tuple[str, ...]:
+    candidate = v.candidate
+    verdict = "CHOSEN" if candidate is chosen else v.reason
+    if not isinstance(candidate, Measured):
+        return (candidate.recipe, *("-",) * (len(COLUMNS) - 2), verdict)
+    m = candidate.measurement
+    base = judged.baseline
     return (
-        v.candidate.recipe,
-        _count(v.candidate.parameters),
+        candidate.recipe,
+        _count(candidate.parameters),
         f"{m.size_bytes / 1e6:.3f}",
-        f"{v.candidate.package_bytes / 1e6:.1f} / {budget_bytes / 1e6:.0f}",
+        f"{candidate.package_bytes / 1e6:.1f} / {budget_bytes / 1e6:.0f}",
         f"{m.quality:.4f}",
         f"{100 * (v.drop or 0):+.2f}",
         f"{m.p50_ms:.3f} ({m.p50_ms / base.p50_ms:.2f}x)",
@@ -58,44 +63,71 @@ def _count(n: int) -> str:
     return str(n)
 
 
-def to_json(result: FitResult, *, budget: dict[str, Any], parts: dict[str, int], notes: list[str]) -> dict[str, Any]:
-    return {
-        "chosen": result.chosen.recipe if result.chosen else None,
-        "why": result.why,
-        "quality_kind": result.baseline.quality_kind,
-        "budget": budget,
-        "package_parts_bytes": parts,
-        "notes": notes,
-        "candidates": [
-            v.candidate.to_dict() | {"eligible": v.eligible, "verdict": v.reason, "drop": v.drop}
-            for v in result.verdicts
-        ],
-    }
+@dataclass(frozen=True)
+class Report:
+    name: str
+    fit: FitResult
+    budget: Budget
+    package: PackageType
+    parts: dict[str, int]
+    """Installed bytes of each part of the package that ships."""
+    notes: tuple[str, ...]
+    cost: CostEstimate
+    eval_rows: int
+    export_max_abs_diff: float | None = None
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "chosen": self.fit.chosen.recipe,
+            "why": self.fit.why,
+            "quality_kind": self.fit.baseline.quality_kind,
+            "budget": {"name": self.budget.name, "limit_bytes": self.budget.limit_bytes, "package": self.package.value},
+            "package_parts_bytes": self.parts,
+            "package_bytes": sum(self.parts.values()),
+            "notes": list(self.notes),
+            "export_max_abs_diff": self.export_max_abs_diff,
+            "cost": self.cost.to_dict(),
+            "eval_rows": self.eval_rows,
+            "candidates": [
+                v.candidate.to_dict() | {"eligible": v.eligible, "verdict": v.reason, "drop": v.drop}
+                for v in self.fit.verdicts
+            ],
+        }
 
-def to_markdown(
-    name: str, result: FitResult, budget_bytes: int, parts: dict[str, int], notes: list[str], cost: CostEstimate
-) -> str:
-    lines = [
-        f"# lambdafit report: {name}",
-        "",
-        f"Chosen: **{result.chosen.recipe if result.chosen else 'nothing'}** ({result.why}).",
-        "",
-        f"Quality is {result.baseline.quality_kind}. Latency is onnxruntime `run` with the handler's session",
-        "settings on the packing machine, median (p50) and p95; b1 and b8 are batch sizes, ratios are against fp32.",
-        "Init is session creation plus the first run in a fresh process; peak RSS is that process's.",
-        "",
-        "| " + " | ".join(COLUMNS) + " |",
-        "|" + "---|" * len(COLUMNS),
-    ]
-    lines += ["| " + " | ".join(row) + " |" for row in rows(result, budget_bytes)]
-    lines += ["", "![size against quality](report.png)", "", "Package parts (installed bytes):", ""]
-    lines += [f"- {part}: {size / 1e6:.2f} MB" for part, size in parts.items()]
-    lines += [
-        "",
-        f"Memory: {cost.memory_mb} MB (measured peak RSS with headroom). Estimated cost: "
-        f"${cost.usd_per_million:.2f} per million requests ({cost.assumptions}).",
-    ]
-    if notes:
-        lines += ["", "Notes:", ""] + [f"- {note}" for note in notes]
-    return "\n".join(lines) + "\n"
+    def to_markdown(self) -> str:
+        fit = self.fit
+        lines = [
+            f"# lambdafit report: {self.name}",
+            "",
+            f"Chosen: **{fit.chosen.recipe}** ({fit.why}).",
+            "",
+            f"Quality is {fit.baseline.quality_kind}, on {self.eval_rows} rows. Latency is onnxruntime `run` with the",
+            "handler's session settings on the packing machine, median (p50) and p95; b1 and b8 are batch sizes,",
+            "ratios are against fp32. Init is session creation plus the first run in a fresh process; peak RSS is",
+            "that process's.",
+            "",
+            "| " + " | ".join(COLUMNS) + " |",
+            "|" + "---|" * len(COLUMNS),
+        ]
+        lines += ["| " + " | ".join(row) + " |" for row in rows(fit, self.budget.limit_bytes)]
+        lines += ["", "![size against quality](report.png)", "", "Package parts (installed bytes):", ""]
+        lines += [f"- {part}: {size / 1e6:.2f} MB" for part, size in self.parts.items()]
+        lines += [f"- total: {sum(self.parts.values()) / 1e6:.2f} MB ({self.package.value} package)"]
+        lines += [
+            "",
+            f"Memory: {self.cost.memory_mb} MB (measured peak RSS with headroom). Estimated cost: "
+            f"${self.cost.usd_per_million:.2f} per million requests ({self.cost.assumptions}).",
+        ]
+        if self.export_max_abs_diff is not None:
+            lines += ["", f"torch -> ONNX parity: max abs difference {self.export_max_abs_diff:.3g}."]
+        if self.notes:
+            lines += ["", "Notes:", ""] + [f"- {note}" for note in self.notes]
+        return "\n".join(lines) + "\n"
+
+    def write(self, folder: Path) -> None:
+        from packager.plot import plot
+
+        (folder / "report.json").write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+        (folder / "report.md").write_text(self.to_markdown(), encoding="utf-8")
+        plot(self.fit, folder / "report.png")

@@ -7,10 +7,12 @@ alarms that roll a canary deployment back, and the outputs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
 from typing import Any
 
-from handlers.app import ApiKind
+from handlers.contract import HANDLER, ApiKind, RuntimeSettings
+from handlers.routes import ROUTES, Route
 from packager.config import Arch, Auth, PackageType
 
 LAMBDA_TIMEOUT_S = 29
@@ -25,6 +27,7 @@ ACCESS_LOG_FORMAT = (
 )
 LATENCY_ALARM_FACTOR = 0.8
 """The p99 duration alarm fires at 80% of the function timeout."""
+_ENUMS: dict[str, type[StrEnum]] = {"arch": Arch, "package_type": PackageType, "api": ApiKind, "auth": Auth}
 
 
 @dataclass(frozen=True)
@@ -39,15 +42,29 @@ class AppModel:
     package_type: PackageType = PackageType.IMAGE
     api: ApiKind = ApiKind.REST
     auth: Auth = Auth.IAM
-    model_uri: str | None = None
-    """s3://bucket/key when the weights live in S3: adds /tmp space and read access to that object."""
+    settings: RuntimeSettings = field(default_factory=RuntimeSettings)
+    """The function's environment. With a model_uri the weights live in S3 (adds /tmp space and read
+    access to that object); with tracing, traces from inside the function (powertools Tracer)."""
     model_bytes: int = 0
     reserved_concurrency: int | None = None
     provisioned_concurrency: int | None = None
-    tracing: bool = False
-    """Traces from inside the function (powertools Tracer); Lambda's own X-Ray segments are always on."""
     throttle_rate: int = 50
     throttle_burst: int = 100
+
+    def to_dict(self) -> dict[str, Any]:
+        """For bundle.json: enums as their values, the settings as the environment they render to."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {k: v.value if isinstance(v, StrEnum) else v for k, v in data.items()} | {
+            "settings": self.settings.to_env()
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AppModel:
+        values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+        for name, kind in _ENUMS.items():
+            values[name] = kind(values[name])
+        values["settings"] = RuntimeSettings.from_env(data.get("settings") or {})
+        return cls(**values)
 
     @property
     def prefix(self) -> str:
@@ -84,16 +101,7 @@ def _render_function(app: AppModel) -> dict[str, Any]:
             "Type": "Canary10Percent5Minutes",
             "Alarms": [{"Ref": f"{app.prefix}ErrorsAlarm"}, {"Ref": f"{app.prefix}LatencyAlarm"}],
         },
-        "Environment": {
-            "Variables": {
-                "LAMBDAFIT_API": app.api.value,
-                "POWERTOOLS_SERVICE_NAME": app.name,
-                "POWERTOOLS_METRICS_NAMESPACE": "lambdafit",
-                "POWERTOOLS_LOG_LEVEL": "INFO",
-            }
-            | ({"MODEL_URI": app.model_uri} if app.model_uri else {})
-            | ({"LAMBDAFIT_TRACING": "true"} if app.tracing else {})
-        },
+        "Environment": {"Variables": app.settings.to_env()},
         "Events": _render_events(app),
     }
     if app.reserved_concurrency is not None:
@@ -102,11 +110,10 @@ def _render_function(app: AppModel) -> dict[str, Any]:
         properties["ProvisionedConcurrencyConfig"] = {"ProvisionedConcurrentExecutions": app.provisioned_concurrency}
     if app.api is ApiKind.FUNCTION_URL:
         properties["FunctionUrlConfig"] = {"AuthType": "AWS_IAM" if app.auth is Auth.IAM else "NONE"}
-    if app.model_uri:
-        bucket, _, key = app.model_uri.removeprefix("s3://").partition("/")
+    if app.settings.model_uri is not None:
         properties["EphemeralStorage"] = {"Size": _tmp_size_mb(app.model_bytes)}
         properties["Policies"] = [
-            {"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/{key}"}]}
+            {"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": app.settings.model_uri.arn}]}
         ]
     function: dict[str, Any] = {
         "Type": "AWS::Serverless::Function",
@@ -135,7 +142,7 @@ def _render_function(app: AppModel) -> dict[str, Any]:
     else:
         properties |= {
             "CodeUri": app.code_dir,
-            "Handler": "handlers.lambda_function.lambda_handler",
+            "Handler": HANDLER,
             "Runtime": f"python{app.python}",
         }
         # The folder already holds the vendored, slimmed dependencies; SAM's Python builder would drop
@@ -149,8 +156,13 @@ def _tmp_size_mb(model_bytes: int) -> int:
     return int(min(10_240, max(512, 2 * model_bytes // 1_000_000 + 256)))
 
 
+def _event_key(route: Route) -> str:
+    return "".join(part.capitalize() for part in (*route.endpoint.split("_"), *route.params))
+
+
 def _render_events(app: AppModel) -> dict[str, Any]:
-    routes = {"Predict": ("/predict", "post"), "Health": ("/health", "get"), "Everything": ("/{proxy+}", "any")}
+    """One API event per route of handlers.routes, and a catch-all so unknown paths get the handler's 404."""
+    routes = {_event_key(r): (r.path, r.method.lower()) for r in ROUTES} | {"Everything": ("/{proxy+}", "any")}
     if app.api is ApiKind.REST:
         return {
             key: {

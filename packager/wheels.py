@@ -91,7 +91,7 @@ def cache_root() -> Path:
     return Path(os.environ.get("LAMBDAFIT_WHEEL_CACHE") or Path.home() / ".cache" / "lambdafit" / "wheels")
 
 
-def vendor_wheels(python: str, arch: Arch, wheel_dir: Path | None = None, extras: tuple[str, ...] = ()) -> WheelSet:
+def vendor_wheels(python: str, arch: Arch, extras: tuple[str, ...] = (), *, wheel_dir: Path | None = None) -> WheelSet:
     """Wheels for the runtime requirements: from `wheel_dir` if given, else downloaded once and cached."""
     requirements = runtime_requirements(extras)
     if wheel_dir is not None:
@@ -165,6 +165,8 @@ def glibc_warning(wheels: WheelSet, python: str) -> str | None:
 
 def install_wheels(wheels: WheelSet, target: Path, python: str, arch: Arch) -> None:
     """Unpack the vendored wheels into a zip function's folder (offline), then slim it."""
+    if not wheels.wheels:
+        return
     folder = wheels.wheels[0].parent
     command = [
         sys.executable,

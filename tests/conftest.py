@@ -20,6 +20,14 @@ def load_event(name: str) -> dict[str, Any]:
     return json.loads((EVENTS / name).read_text())
 
 
+def handler_for(model_dir: Path, **settings: Any) -> Any:
+    """The bundle's real Lambda handler over `model_dir`, with these runtime settings."""
+    from handlers.app import make_handler
+    from handlers.contract import RuntimeSettings
+
+    return make_handler(RuntimeSettings(model_dir=model_dir, **settings))
+
+
 @pytest.fixture(scope="session")
 def digits_files() -> dict[str, Path]:
     """The trained example: `python examples/digits/model.py` writes these (make does it first)."""

@@ -1,29 +1,6 @@
-"""Optimization recipes: each transform is one module registered by name; recipes chain them with '+'."""
+"""Optimization recipes: each transform is one module, named in `registry.STEPS`; recipes chain them with '+'."""
 
-from packager.config import CalibrationMethod
-from packager.recipes import fp16, int4, prune, quantize, slim
-from packager.recipes.base import (
-    BASELINE,
-    TRANSFORMS,
-    Recipe,
-    RecipeContext,
-    Transform,
-    register,
-    register_factory,
-)
+from packager.recipes.base import Recipe, RecipeContext, Transform
+from packager.recipes.registry import BASELINE, STEPS, Step, check_recipe
 
-__all__ = [
-    "BASELINE",
-    "TRANSFORMS",
-    "CalibrationMethod",
-    "Recipe",
-    "RecipeContext",
-    "Transform",
-    "fp16",
-    "int4",
-    "prune",
-    "quantize",
-    "register",
-    "register_factory",
-    "slim",
-]
+__all__ = ["BASELINE", "STEPS", "Recipe", "RecipeContext", "Step", "Transform", "check_recipe"]

@@ -1,17 +1,18 @@
-"""The recipe interface: a transform takes an ONNX file and writes a smaller or faster one."""
+"""The recipe interface: a transform takes an ONNX file and writes a smaller or faster one; a recipe
+chains transforms, and every prefix of a chain is computed once per pack."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
 
+from handlers.errors import reason
 from packager.config import CalibrationMethod
 from packager.data import Dataset
 from packager.errors import RecipeError
 from packager.load import TorchModel
+from packager.recipes.registry import BASELINE, STEPS, check_recipe
 
 
 @dataclass(frozen=True)
@@ -24,32 +25,14 @@ class RecipeContext:
     train: Dataset | None = None
     """Inputs for distillation (no labels needed); the calibration inputs when absent."""
     student: TorchModel | None = None
+    done: dict[tuple[str, ...], Path | RecipeError] = field(default_factory=dict)
+    """Each chain prefix already computed (or failed), so `slim` runs once for every `slim+X`."""
 
 
 class Transform(ABC):
-    name: ClassVar[str]
-    summary: ClassVar[str]
-    works_on_torch: ClassVar[bool] = False
-    """True for steps that rebuild the torch module (pruning, distillation): they must come first."""
-
     @abstractmethod
     def apply(self, source: Path, target: Path, ctx: RecipeContext) -> None:
         """Read `source`, write the transformed model to `target`."""
-
-
-TRANSFORMS: dict[str, Callable[[], Transform]] = {}
-BASELINE = "fp32"
-"""The exported (or given) model, untouched: every candidate is measured against it."""
-
-
-def register(cls: type[Transform]) -> type[Transform]:
-    TRANSFORMS[cls.name] = cls
-    return cls
-
-
-def register_factory(name: str, factory: Callable[[], Transform]) -> None:
-    """For parameterised transforms: `prune-0.5` is Prune(ratio=0.5)."""
-    TRANSFORMS[name] = factory
 
 
 @dataclass(frozen=True)
@@ -64,31 +47,26 @@ class Recipe:
 
     @classmethod
     def parse(cls, text: str) -> Recipe:
-        text = text.strip()
-        if text == BASELINE:
-            return cls(())
-        steps = tuple(step.strip() for step in text.split("+"))
-        unknown = [step for step in steps if step not in TRANSFORMS]
-        if unknown:
-            raise RecipeError(
-                f"unknown recipe step {', '.join(unknown)}: known steps are {', '.join(sorted(TRANSFORMS))}, "
-                f"chained with '+' (e.g. slim+int8-static), or {BASELINE}"
-            )
-        late = [step for step in steps[1:] if TRANSFORMS[step]().works_on_torch]
-        if late:
-            raise RecipeError(f"{', '.join(late)} rebuilds the torch model, so it must be the first step of {text}")
-        return cls(steps)
+        return cls(check_recipe(text))
 
     def apply(self, source: Path, ctx: RecipeContext) -> Path:
         current = source
         for index, step in enumerate(self.steps):
-            target = ctx.work_dir / f"{self.name}.{index}.{step}.onnx"
-            try:
-                TRANSFORMS[step]().apply(current, target, ctx)
-            except RecipeError:
-                raise
-            except Exception as exc:
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise RecipeError(f"recipe step {step} failed: {first}") from exc
-            current = target
+            prefix = self.steps[: index + 1]
+            done = ctx.done.get(prefix)
+            if isinstance(done, RecipeError):
+                raise done
+            if done is None:
+                target = ctx.work_dir / f"{'+'.join(prefix)}.onnx"
+                try:
+                    STEPS[step].build().apply(current, target, ctx)
+                except RecipeError as exc:
+                    ctx.done[prefix] = exc
+                    raise
+                except Exception as exc:
+                    error = RecipeError(f"recipe step {step} failed: {reason(exc)}")
+                    ctx.done[prefix] = error
+                    raise error from exc
+                ctx.done[prefix] = done = target
+            current = done
         return current

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from packager.recipes.base import RecipeContext, Transform, register
+from packager.recipes.base import RecipeContext, Transform
 
 
-@register
 class Fp16(Transform):
-    name = "fp16"
-    summary = "float16 weights and activations, fp32 at the graph's edges (onnxruntime float16 converter)"
-
     def apply(self, source: Path, target: Path, ctx: RecipeContext) -> None:
         import onnx
         from onnxruntime.transformers.float16 import convert_float_to_float16

@@ -5,16 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from packager.errors import RecipeError
-from packager.recipes.base import RecipeContext, Transform, register
+from packager.recipes.base import RecipeContext, Transform
 
 BLOCK_SIZE = 32
 
 
-@register
 class Int4WeightOnly(Transform):
-    name = "int4"
-    summary = "4-bit MatMul weights in blocks of 32, fp32 activations (onnxruntime MatMulNBits)"
-
     def apply(self, source: Path, target: Path, ctx: RecipeContext) -> None:
         import onnx
         from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer

@@ -4,12 +4,11 @@ distillation from the unpruned teacher to win back accuracy; and distillation in
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from pathlib import Path
 
 from packager.errors import RecipeError
 from packager.load import TorchModel
-from packager.recipes.base import RecipeContext, Transform, register, register_factory
+from packager.recipes.base import RecipeContext, Transform
 from packager.recipes.distill import distill
 
 
@@ -27,10 +26,6 @@ def _needs_torch(ctx: RecipeContext, what: str) -> TorchModel:
 
 
 class Prune(Transform):
-    name = "prune"
-    summary = "structured channel pruning (Torch-Pruning, L2 group magnitude) + distillation from the teacher"
-    works_on_torch = True
-
     def __init__(self, ratio: float) -> None:
         self.ratio = ratio
 
@@ -57,10 +52,6 @@ class Prune(Transform):
 
 
 class Student(Transform):
-    name = "student"
-    summary = "distill the teacher into the architecture given with --student"
-    works_on_torch = True
-
     def apply(self, source: Path, target: Path, ctx: RecipeContext) -> None:
         teacher = _needs_torch(ctx, "distillation")
         if ctx.student is None:
@@ -68,12 +59,3 @@ class Student(Transform):
         student = copy.deepcopy(ctx.student.module)
         distill(teacher.module, student, ctx.train or ctx.calibration)
         _export(student, teacher, target)
-
-
-def _pruner(ratio: float) -> Callable[[], Transform]:
-    return lambda: Prune(ratio)
-
-
-for _ratio in (0.25, 0.5, 0.75):
-    register_factory(f"prune-{_ratio}", _pruner(_ratio))
-register(Student)

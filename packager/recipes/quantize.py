@@ -10,7 +10,7 @@ import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
 
 from packager.config import CalibrationMethod
-from packager.recipes.base import RecipeContext, Transform, register
+from packager.recipes.base import RecipeContext, Transform
 
 if TYPE_CHECKING:
     from packager.data import Dataset
@@ -37,25 +37,15 @@ class _Int8Dynamic(Transform):
         prepared.unlink(missing_ok=True)
 
 
-@register
 class Int8Dynamic(_Int8Dynamic):
-    name = "int8-dynamic"
-    summary = "onnxruntime's default dynamic int8: every supported op (Conv, MatMul, Gemm, Gather, ...)"
     op_types = None
 
 
-@register
 class Int8DynamicMatMul(_Int8Dynamic):
-    name = "int8-dynamic-matmul"
-    summary = "dynamic int8 of MatMul and Gemm only: transformers' linear layers, convolutions left in fp32"
     op_types = ("MatMul", "Gemm")
 
 
-@register
 class Int8Static(Transform):
-    name = "int8-static"
-    summary = "int8 weights per channel and calibrated int8 activations, QDQ format (quantize_static)"
-
     def apply(self, source: Path, target: Path, ctx: RecipeContext) -> None:
         from onnxruntime.quantization import CalibrationMethod as OrtMethod
         from onnxruntime.quantization import QuantFormat, QuantType, quantize_static

@@ -5,14 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from packager.recipes.base import RecipeContext, Transform, register
+from packager.recipes.base import RecipeContext, Transform
 
 
-@register
 class Slim(Transform):
-    name = "slim"
-    summary = "onnxslim graph slimming (constant folding, fusion, dead-node removal)"
-
     def apply(self, source: Path, target: Path, ctx: RecipeContext) -> None:
         import contextlib
         import io

@@ -11,9 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from handlers.app import ApiKind, make_handler
+from handlers.contract import ApiKind
+from handlers.events import SHAPES
 from packager.emulator import LambdaContext
-from packager.events import http_event, rest_event
+from tests.conftest import handler_for
 
 ROW = [0.5] * 64
 JSON = {"Content-Type": "application/json"}
@@ -81,16 +82,14 @@ def corpus() -> list[tuple[str, str, dict[str, str], bytes | str, bool]]:
 
 @pytest.fixture(scope="module")
 def handlers(digits_bundle: Path) -> dict[ApiKind, Any]:
-    return {api: make_handler(digits_bundle / "function" / "model", api) for api in ApiKind}
+    handler = handler_for(digits_bundle / "function" / "model")
+    return dict.fromkeys(ApiKind, handler)
 
 
 def send(
     handler: Any, api: ApiKind, method: str, path: str, headers: dict[str, str], body: bytes | str, b64: bool
 ) -> tuple[int, dict[str, Any]]:
-    if api is ApiKind.REST:
-        event = rest_event(method, path, body=body, headers=headers)
-    else:
-        event = http_event(method, path, body=body, headers=headers, function_url=api is ApiKind.FUNCTION_URL)
+    event = SHAPES[api].build(method, path, body=body, headers=headers)
     if b64:
         event["body"], event["isBase64Encoded"] = body, True
     result = handler(event, LambdaContext(function_name="digits"))

@@ -14,18 +14,17 @@ import onnxruntime
 import pytest
 from PIL import Image
 
-from handlers.app import ApiKind, make_handler
+from handlers.events import RestEvent
 from packager.config import PackConfig
 from packager.emulator import LambdaContext
-from packager.events import rest_event
 from packager.pack import pack
-from tests.conftest import DIGITS
+from tests.conftest import DIGITS, handler_for
 
 JSON = {"Content-Type": "application/json"}
 
 
 def call(handler: Any, body: Any) -> tuple[int, dict[str, Any]]:
-    event = rest_event("POST", "/predict", body=json.dumps(body), headers=JSON)
+    event = RestEvent.build("POST", "/predict", body=json.dumps(body), headers=JSON)
     result = handler(event, LambdaContext(function_name="t"))
     return result["statusCode"], json.loads(result["body"])
 
@@ -50,7 +49,7 @@ def test_png_digits_are_decoded_like_the_tensors(image_bundle: Path, digits_file
     assert any(p.name.startswith("pillow-") for p in (image_bundle / "function" / "wheels").glob("*.whl"))
     x = np.load(digits_files["eval"])["x"][:12]
     pixels = np.round(x * 255).reshape(-1, 8, 8)
-    handler = make_handler(image_bundle / "function" / "model", ApiKind.REST)
+    handler = handler_for(image_bundle / "function" / "model")
     status, body = call(handler, {"images": [png(p) for p in pixels]})
     assert status == 200, body
     session = onnxruntime.InferenceSession(str(image_bundle / "function" / "model" / "model.onnx"))
@@ -75,7 +74,7 @@ def test_png_digits_are_decoded_like_the_tensors(image_bundle: Path, digits_file
     ],
 )
 def test_bad_images_are_refused(image_bundle: Path, body: dict[str, Any], code: str) -> None:
-    handler = make_handler(image_bundle / "function" / "model", ApiKind.REST)
+    handler = handler_for(image_bundle / "function" / "model")
     status, payload = call(handler, body)
     assert (status, payload["code"]) == (400, code), payload
 
@@ -83,7 +82,7 @@ def test_bad_images_are_refused(image_bundle: Path, body: dict[str, Any], code: 
 def test_gif_is_not_accepted(image_bundle: Path) -> None:
     buffer = io.BytesIO()
     Image.new("L", (8, 8)).save(buffer, format="GIF")
-    handler = make_handler(image_bundle / "function" / "model", ApiKind.REST)
+    handler = handler_for(image_bundle / "function" / "model")
     status, payload = call(handler, {"image": base64.b64encode(buffer.getvalue()).decode()})
     assert status == 400 and "send PNG or JPEG" in payload["error"]
 
@@ -115,7 +114,7 @@ def test_text_bundle_tokenizes_with_the_shipped_tokenizer(tmp_path: Path) -> Non
     bundle = pack(config).bundle
     assert (bundle / "function" / "model" / "tokenizer.json").is_file()
     assert any(p.name.startswith("tokenizers-") for p in (bundle / "function" / "wheels").glob("*.whl"))
-    handler = make_handler(bundle / "function" / "model", ApiKind.REST)
+    handler = handler_for(bundle / "function" / "model")
     texts = ["the model serves text", "warm start and cold start are small", "unknown words here"]
     status, body = call(handler, {"texts": texts})
     assert status == 200, body

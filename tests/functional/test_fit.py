@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from packager.cli import app
 from tests.conftest import DIGITS, ROOT
 
+pytestmark = pytest.mark.slow
 runner = CliRunner()
 OCR = ROOT / "examples" / "ocr"
 

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from handlers.app import ApiKind, make_handler
 from packager.emulator import LambdaContext
-from tests.conftest import load_event
+from tests.conftest import handler_for, load_event
 
 
 @pytest.mark.parametrize(
@@ -26,17 +25,17 @@ from tests.conftest import load_event
     ],
 )
 def test_each_event_gets_its_status(digits_bundle: Path, event: str, status: int, code: str | None) -> None:
-    handler = make_handler(digits_bundle / "function" / "model", ApiKind.REST)
+    handler = handler_for(digits_bundle / "function" / "model")
     result = handler(load_event(event), LambdaContext(function_name="digits"))
     body = json.loads(result["body"])
     assert result["statusCode"] == status, body
     if code:
         assert body["code"] == code
-    assert result["multiValueHeaders"]["Content-Type"] == ["application/json"]
+    assert result["headers"]["Content-Type"] == "application/json"
 
 
 def test_bundle_events_answer_200(digits_bundle: Path) -> None:
-    handler = make_handler(digits_bundle / "function" / "model", ApiKind.REST)
+    handler = handler_for(digits_bundle / "function" / "model")
     for path in sorted((digits_bundle / "events").glob("*.json")):
         result = handler(json.loads(path.read_text()), LambdaContext(function_name="digits"))
         assert result["statusCode"] == 200, (path.name, result["body"])
@@ -49,7 +48,7 @@ def test_tampered_model_is_refused_with_503(digits_bundle: Path, tmp_path: Path)
     shutil.copytree(digits_bundle / "function" / "model", model_dir)
     with (model_dir / "model.onnx").open("ab") as handle:
         handle.write(b"\0")
-    handler = make_handler(model_dir, ApiKind.REST)
+    handler = handler_for(model_dir)
     result = handler(load_event("predict-rest.json"), LambdaContext(function_name="digits"))
     assert result["statusCode"] == 503
     assert "sha256" in json.loads(result["body"])["error"]

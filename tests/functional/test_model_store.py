@@ -19,11 +19,10 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 
-from handlers.app import ApiKind, make_handler
-from handlers.errors import ManifestError
+from handlers.contract import ContractError, RuntimeSettings, S3Uri
 from handlers.model_store import fetch
 from packager.emulator import LambdaContext
-from tests.conftest import load_event
+from tests.conftest import handler_for, load_event
 
 BUCKET = "models"
 KEY = "digits/model.onnx"
@@ -62,15 +61,15 @@ def predict(handler: Any) -> tuple[int, dict[str, Any]]:
 def test_model_is_fetched_verified_and_reused(
     aws_env: None, manifest_only: Path, weights: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("handlers.model_store.CACHE_DIR", tmp_path / "cache")
+    cache = tmp_path / "cache"
     with mock_aws():
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket=BUCKET)
         s3.put_object(Bucket=BUCKET, Key=KEY, Body=weights)
-        status, body = predict(make_handler(manifest_only, ApiKind.REST, model_uri=URI))
+        status, body = predict(handler_for(manifest_only, model_uri=S3Uri.parse(URI), cache_dir=cache))
         assert status == 200 and body["model"] == "digits"
         s3.delete_object(Bucket=BUCKET, Key=KEY)
-        status, _ = predict(make_handler(manifest_only, ApiKind.REST, model_uri=URI))
+        status, _ = predict(handler_for(manifest_only, model_uri=S3Uri.parse(URI), cache_dir=cache))
         assert status == 200  # the verified copy in the cache is reused, no second download
     assert [p.name for p in (tmp_path / "cache").iterdir()] == [
         f"{json.loads((manifest_only / 'manifest.json').read_text())['sha256']}.onnx"
@@ -89,13 +88,13 @@ def test_wrong_or_missing_object_stops_serving_with_503(
     body: bytes | None,
     message: str,
 ) -> None:
-    monkeypatch.setattr("handlers.model_store.CACHE_DIR", tmp_path / "cache")
+    cache = tmp_path / "cache"
     with mock_aws():
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket=BUCKET)
         if body is not None:
             s3.put_object(Bucket=BUCKET, Key=KEY, Body=body)
-        handler = make_handler(manifest_only, ApiKind.REST, model_uri=URI)
+        handler = handler_for(manifest_only, model_uri=S3Uri.parse(URI), cache_dir=cache)
         status, payload = predict(handler)
         assert status == 503 and payload["code"] == "model_not_ready"
         assert message in payload["error"]
@@ -130,14 +129,15 @@ def test_throttling_is_retried_with_backoff(aws_env: None, manifest_only: Path, 
             return None
 
         client.meta.events.register_first("before-send.s3.GetObject", slow_down)
-        path = fetch(URI, sha, client=client, cache_dir=tmp_path / "cache")
+        path = fetch(S3Uri.parse(URI), sha, client=client, cache_dir=tmp_path / "cache")
         assert path.read_bytes() == weights
         assert len(throttled) == 2  # two SlowDown answers, retried by botocore, then the real object
 
 
-def test_fetch_refuses_a_uri_that_is_not_s3(tmp_path: Path) -> None:
-    with pytest.raises(ManifestError, match="is not an s3://bucket/key URI"):
-        fetch("https://example.invalid/model.onnx", "0" * 64, cache_dir=tmp_path)
+@pytest.mark.parametrize("uri", ["https://example.invalid/model.onnx", "s3://bucket", "s3://Bad_Bucket/key", "s3:/x/y"])
+def test_a_model_uri_that_is_not_s3_is_refused(uri: str) -> None:
+    with pytest.raises(ContractError, match="is not an S3 URI of the form s3://bucket/key"):
+        RuntimeSettings.from_env({"MODEL_URI": uri})
 
 
 def _free_port() -> int:

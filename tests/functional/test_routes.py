@@ -9,11 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from handlers.app import ApiKind, make_handler
 from packager.emulator import LambdaContext
-from tests.conftest import load_event
+from tests.conftest import handler_for, load_event
 
-KINDS = {"rest": ApiKind.REST, "http": ApiKind.HTTP, "url": ApiKind.FUNCTION_URL}
+KINDS = ("rest", "http", "url")
 EXPECTED = {
     "predict": (200, None),
     "health": (200, None),
@@ -37,13 +36,13 @@ EXPECTED = {
 
 @pytest.fixture(scope="module")
 def handlers(digits_bundle: Path) -> dict[str, Any]:
-    return {kind: make_handler(digits_bundle / "function" / "model", api) for kind, api in KINDS.items()}
+    handler = handler_for(digits_bundle / "function" / "model")
+    return dict.fromkeys(KINDS, handler)
 
 
 def call(handler: Any, event: dict[str, Any]) -> tuple[int, str, dict[str, str]]:
     result = handler(event, LambdaContext(function_name="digits"))
     headers = {k.lower(): v for k, v in (result.get("headers") or {}).items()}
-    headers |= {k.lower(): v[0] for k, v in (result.get("multiValueHeaders") or {}).items()}
     return result["statusCode"], result["body"], headers
 
 

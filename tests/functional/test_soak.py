@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 REQUESTS = 20_000
 WARMUP = 1_000
 ROW = [0.5] * 64
@@ -34,6 +36,7 @@ def start(bundle: Path, log: Path) -> tuple[subprocess.Popen[bytes], int]:
     raise AssertionError(f"lambdafit serve did not start: {log.read_text()}")
 
 
+@pytest.mark.slow
 def test_twenty_thousand_requests_zero_errors_flat_memory(digits_bundle: Path, tmp_path: Path) -> None:
     server, port = start(digits_bundle, tmp_path / "serve.log")
     try:

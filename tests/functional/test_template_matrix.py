@@ -15,7 +15,8 @@ import pytest
 import yaml
 from moto import mock_aws
 
-from handlers.app import ApiKind
+from handlers.contract import ApiKind, RuntimeSettings, S3Uri
+from handlers.routes import ROUTES
 from packager.config import Arch, Auth, PackageType
 from packager.template import AppModel, render_template, to_yaml
 
@@ -30,7 +31,8 @@ IDS = [f"{p.value}-{a.value}-{arch.value}-{auth.value}" for p, a, arch, auth in 
 def app_model(package: PackageType, api: ApiKind, arch: Arch, auth: Auth) -> AppModel:
     return AppModel(
         name="digits", description="matrix", code_dir="./function", python="3.12", arch=arch, memory_mb=512,
-        package_type=package, api=api, auth=auth, model_uri="s3://models/digits/abc/model.onnx", model_bytes=5_000_000,
+        package_type=package, api=api, auth=auth, model_bytes=5_000_000,
+        settings=RuntimeSettings(model_uri=S3Uri.parse("s3://models/digits/abc/model.onnx")),
         reserved_concurrency=10, provisioned_concurrency=1,
     )  # fmt: skip
 
@@ -127,7 +129,7 @@ def test_transform_shows_the_wiring(
         [rest] = by_type["AWS::ApiGateway::RestApi"]
         body = rest["Properties"]["Body"]
         operations = [op for path in body["paths"].values() for op in path.values()]
-        assert len(operations) == 3
+        assert len(operations) == len(ROUTES) + 1  # every route, and the catch-all for the handler's 404
         names = {name for op in operations for requirement in op.get("security", []) for name in requirement}
         if auth is Auth.IAM:
             assert names == {"AWS_IAM"}

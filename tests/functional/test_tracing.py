@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 from aws_lambda_powertools.tracing import Tracer
 
-from handlers.app import ApiKind, make_handler
 from packager.emulator import LambdaContext
-from tests.conftest import load_event
+from tests.conftest import handler_for, load_event
 
 TRACE_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
 
@@ -39,7 +38,7 @@ def predict(handler: object) -> int:
 def test_outside_lambda_tracing_switches_itself_off(
     fresh_tracer: None, digits_bundle: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    handler = make_handler(digits_bundle / "function" / "model", ApiKind.REST, tracing=True)
+    handler = handler_for(digits_bundle / "function" / "model", tracing=True)
     with caplog.at_level(logging.WARNING):
         assert predict(handler) == 200
     assert [r for r in caplog.records if r.name.startswith(("aws_xray_sdk", "aws_lambda_powertools"))] == []
@@ -66,7 +65,7 @@ def test_in_lambda_segments_go_to_the_daemon_annotated_and_nothing_fails_without
     # In Lambda the SDK picks its Lambda context and daemon address at import; this process imported it earlier.
     xray_recorder.configure(context=XRayLambdaContext(), daemon_address=f"127.0.0.1:{port}")
     try:
-        handler = make_handler(digits_bundle / "function" / "model", ApiKind.REST, tracing=True)
+        handler = handler_for(digits_bundle / "function" / "model", tracing=True)
         with caplog.at_level(logging.WARNING):
             assert predict(handler) == 200
         packet = daemon.recv(65536).decode()

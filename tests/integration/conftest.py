@@ -47,16 +47,15 @@ def sam() -> Sam:
 @pytest.fixture(scope="session")
 def zip_http_bundle(tmp_path_factory: pytest.TempPathFactory, digits_files: dict[str, Path]) -> Path:
     """The digits model again, as a Zip package behind an HTTP API (payload format 2.0)."""
-    from handlers.app import ApiKind
-    from packager.config import PackageType, PackConfig, budget_and_package
+    from handlers.contract import ApiKind
+    from packager.config import PackageType, PackConfig
     from packager.pack import pack
     from tests.conftest import DIGITS
 
-    budget, package = budget_and_package(None, PackageType.ZIP)
     config = PackConfig(
         model=f"{DIGITS / 'model.py'}:build", name="digits", output_dir=tmp_path_factory.mktemp("zip"),
         eval_data=digits_files["eval"], calibration_data=digits_files["train"], python="3.11",
-        budget=budget, package_type=package, api=ApiKind.HTTP, recipes=("slim+int8-static",),
+        package_type=PackageType.ZIP, api=ApiKind.HTTP, recipes=("slim+int8-static",),
     )  # fmt: skip
     return pack(config).bundle
 

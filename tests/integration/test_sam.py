@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from handlers.app import make_handler
-from packager.emulator import LambdaContext, bundle_api, serve_bundle
+from packager.emulator import LambdaContext, open_bundle, serve_bundle
 from tests.conftest import ROOT
 from tests.integration.conftest import EMULATION, Sam
 
@@ -48,8 +48,9 @@ def test_sam_local_invoke_answers_every_bundle_event_like_lambdafit_serve(
     sam: Sam, built_bundles: dict[str, Path], kind: str
 ) -> None:
     bundle = built_bundles[kind]
-    api = bundle_api(bundle)
-    local = make_handler(bundle / "function" / "model", api)
+    opened = open_bundle(bundle)
+    api = opened.app.api
+    local = make_handler(opened.settings)
     events = sorted((bundle / "events").glob("*.json"))
     assert {e.name for e in events} >= {f"predict-{api.value}.json", f"v2-infer-{api.value}.json"}
     for event in events:

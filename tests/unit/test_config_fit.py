@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from packager.config import Budget, Objective, PackConfig, resolve
+from packager.config import Arch, Budget, Objective, PackageType, PackConfig, resolve
 from packager.errors import LambdafitError, NoFitError
-from packager.fit import Candidate, choose
+from packager.fit import Failed, Measured, Rejection, choose
 from packager.measure import Measurement
 
 
@@ -54,8 +54,8 @@ def m(size: int, quality: float, p50: float) -> Measurement:
     return Measurement(size, size, quality, "accuracy", p50, p50, p50, p50, 10.0, 100.0)
 
 
-def cand(name: str, size: int, quality: float, p50: float, fixed: int = 100) -> Candidate:
-    return Candidate(name, Path(name), m(size, quality, p50), fixed + size)
+def cand(name: str, size: int, quality: float, p50: float, fixed: int = 100) -> Measured:
+    return Measured(name, Path(name), m(size, quality, p50), fixed + size, parameters=size)
 
 
 def test_choose_prefers_fast_then_small_within_drop_and_budget() -> None:
@@ -66,7 +66,7 @@ def test_choose_prefers_fast_then_small_within_drop_and_budget() -> None:
         cand("lossy", 90, 0.90, 0.5),
         cand("good", 110, 0.975, 1.02),
     ]
-    result = choose(cands, base.measurement, budget_bytes=10_000, max_drop=0.01, objective=Objective.LATENCY)  # type: ignore[arg-type]
+    result = choose(cands, base.measurement, budget_bytes=10_000, max_drop=0.01, objective=Objective.LATENCY)
     assert result.chosen.recipe == "good"
     reasons = {v.candidate.recipe: v.reason for v in result.verdicts}
     assert reasons["small-but-slow"] == "3.00x slower than fp32"
@@ -76,20 +76,70 @@ def test_choose_prefers_fast_then_small_within_drop_and_budget() -> None:
 def test_choose_by_size_and_budget() -> None:
     base = cand("fp32", 400, 0.98, 1.0)
     cands = [base, cand("int8", 100, 0.98, 1.05)]
-    result = choose(cands, base.measurement, budget_bytes=300, max_drop=0.01, objective=Objective.SIZE)  # type: ignore[arg-type]
+    result = choose(cands, base.measurement, budget_bytes=300, max_drop=0.01, objective=Objective.SIZE)
     assert result.chosen.recipe == "int8"
     assert result.verdicts[0].reason == "over budget by 0.0 MB"
 
 
-def test_nothing_fits_names_the_closest_candidate() -> None:
+def test_nothing_fits_names_the_closest_candidate_and_keeps_what_was_measured() -> None:
     base = cand("fp32", 400, 0.98, 1.0)
-    cands = [base, cand("int8", 100, 0.95, 1.0)]
-    with pytest.raises(NoFitError, match=r"closest is int8 \(drop 3.00 pts > 1.00 allowed\)"):
-        choose(cands, base.measurement, budget_bytes=250, max_drop=0.01, objective=Objective.LATENCY)  # type: ignore[arg-type]
+    cands = [base, cand("int8", 100, 0.95, 1.0), Failed("int4", "no MatMul", "no MatMul with constant weights")]
+    with pytest.raises(NoFitError, match=r"closest is int8 \(drop 3.00 pts > 1.00 allowed\)") as caught:
+        choose(cands, base.measurement, budget_bytes=250, max_drop=0.01, objective=Objective.LATENCY)
+    rejection = caught.value.rejection
+    assert isinstance(rejection, Rejection) and rejection.baseline is base.measurement
+    assert [v.reason for v in rejection.verdicts] == [
+        "over budget by 0.0 MB",
+        "drop 3.00 pts > 1.00 allowed",
+        "failed: no MatMul",
+    ]
 
 
 def test_differences_under_twenty_microseconds_are_ties_won_by_the_smaller() -> None:
     base = cand("fp32", 400, 0.98, 0.020)
     cands = [base, cand("fp16", 200, 0.98, 0.015), cand("int8", 100, 0.98, 0.021)]
-    result = choose(cands, base.measurement, budget_bytes=10_000, max_drop=0.01, objective=Objective.LATENCY)  # type: ignore[arg-type]
-    assert result.chosen is not None and result.chosen.recipe == "int8"
+    result = choose(cands, base.measurement, budget_bytes=10_000, max_drop=0.01, objective=Objective.LATENCY)
+    assert result.chosen.recipe == "int8"
+
+
+def test_a_zip_budget_implies_a_zip_package_for_every_caller() -> None:
+    config = PackConfig(model="m.onnx", name="ok", budget=Budget.parse("zip"))
+    assert config.package is PackageType.ZIP and config.limit.limit_bytes == 262_144_000
+    assert PackConfig(model="m.onnx", name="ok", package_type=PackageType.ZIP).limit.name == "zip"
+    assert PackConfig(model="m.onnx", name="ok").package is PackageType.IMAGE
+    assert PackConfig(model="m.onnx", name="ok", budget=Budget.parse("zip-upload")).limit.zipped
+    with pytest.raises(LambdafitError, match="is a zip limit but --package is image"):
+        PackConfig(model="m.onnx", name="ok", budget=Budget.parse("zip"), package_type=PackageType.IMAGE)
+
+
+def test_strings_and_lists_are_read_as_the_cli_reads_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAMBDAFIT_PYTHON", "3.13")
+    config = PackConfig(
+        model="m.onnx",
+        name="ok",
+        recipes="slim, slim+int8-static,",
+        labels="a,b",
+        arch="arm64",
+        api="url",  # type: ignore[arg-type]
+    )
+    assert config.recipes == ("slim", "slim+int8-static") and config.labels == ("a", "b")
+    assert (config.arch, config.api.value, config.python) == (Arch.ARM64, "url", "3.13")
+    assert PackConfig(model="m.onnx", name="ok", python="3.12").python == "3.12"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"recipes": ("slim+int9",)}, "unknown recipe step int9"),
+        ({"recipes": ("slim+prune-0.5",)}, "must be the first step"),
+        ({"recipes": ()}, "--recipes is empty"),
+        ({"arch": "sparc"}, "--arch 'sparc' is not one of x86_64, arm64"),
+        ({"student": "student"}, "--student 'student' must be a factory"),
+        ({"model_store": "https://bucket"}, "--model-store"),
+        ({"python": "2.7"}, "is not a Lambda runtime"),
+        ({"provisioned_concurrency": 0}, "--provisioned-concurrency must be 1 or more"),
+    ],
+)
+def test_pack_config_refuses_what_the_cli_refuses(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(LambdafitError, match=message):
+        PackConfig(model="m.onnx", name="ok", **changes)  # type: ignore[arg-type]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from handlers.app import ApiKind, create_app
+from handlers.app import Endpoint, dispatch
 from handlers.errors import (
     BadRequestError,
     MethodNotAllowedError,
@@ -38,16 +38,10 @@ def test_error_classes_carry_status_and_code(error: ServiceError, status: int, c
     assert error.to_body() == {"error": "m", "code": code}
 
 
-class Context:
-    function_name = "test"
-    memory_limit_in_mb = 128
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test"
-    aws_request_id = "req"
-
-
 def call(service: Service, event_name: str) -> tuple[int, dict[str, str]]:
-    app = create_app(service, ApiKind.REST)
-    result = app.resolve(load_event(event_name), Context())
+    from aws_lambda_powertools.metrics import Metrics
+
+    result = dispatch(Endpoint(service, Metrics(namespace="test")), load_event(event_name))
     return result["statusCode"], json.loads(result["body"])
 
 
@@ -72,7 +66,7 @@ def test_routing_errors_without_a_model() -> None:
 def test_a_response_over_six_megabytes_is_refused_with_413() -> None:
     from handlers.app import MAX_BODY_BYTES, json_response
 
-    assert json_response({"outputs": [0.5] * 1000}).status_code == 200
+    assert json_response({"outputs": [0.5] * 1000}).status == 200
     with pytest.raises(PayloadTooLargeError) as caught:
         json_response({"outputs": [0.123456789] * (MAX_BODY_BYTES // 10)})
     assert caught.value.code == "response_too_large"

@@ -6,8 +6,9 @@ import json
 
 import numpy as np
 import pytest
+from aws_lambda_powertools.metrics import Metrics
 
-from handlers.app import ApiKind, create_app, metrics
+from handlers.app import Endpoint, dispatch
 from handlers.manifest import Manifest, TensorSpec
 from handlers.runtime import Service, decode_inputs
 from tests.conftest import load_event
@@ -17,7 +18,7 @@ class FakeRuntime:
     """A stand-in session: the unit tier has no model file (functional tests use real onnxruntime)."""
 
     manifest = Manifest(
-        name="digits", version="v", model_file="m.onnx", sha256="0" * 64,
+        name="digits", version="v", sha256="0" * 64,
         inputs=(TensorSpec("x", "float32", ("batch", 64)),), outputs=(TensorSpec("logits", "float32", ("batch", 10)),),
     )  # fmt: skip
 
@@ -32,11 +33,12 @@ def test_each_invocation_prints_emf_with_latency_and_errors(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
-    app = create_app(Service(runtime=FakeRuntime()), ApiKind.REST)  # type: ignore[arg-type]
+    metrics = Metrics(namespace="lambdafit")
+    endpoint = Endpoint(Service(runtime=FakeRuntime()), metrics)  # type: ignore[arg-type]
 
     @metrics.log_metrics
     def handler(event: dict[str, object], context: object) -> dict[str, object]:
-        return app.resolve(event, context)
+        return dispatch(endpoint, event)
 
     assert handler(load_event("predict-rest.json"), None)["statusCode"] == 200
     assert handler(load_event("wrong-shape-rest.json"), None)["statusCode"] == 400

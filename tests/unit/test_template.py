@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import json
 import tomllib
 
 import pytest
 import yaml
 
-from handlers.app import ApiKind
+from handlers.contract import ApiKind, RuntimeSettings, S3Uri
+from handlers.routes import ROUTES
 from packager.config import Arch, Auth, PackageType
 from packager.template import AppModel, render_samconfig, render_template
 from tests.conftest import ROOT
@@ -17,6 +19,7 @@ EXAMPLE = {
     "python": "3.12",
     "arch": Arch.X86_64,
     "memory_mb": 512,
+    "settings": RuntimeSettings(service="digits"),
 }
 
 
@@ -39,11 +42,9 @@ def test_rest_api_is_closed_by_iam_and_throttled() -> None:
     api = resources["MyModelApi"]["Properties"]
     assert api["Auth"] == {"DefaultAuthorizer": "AWS_IAM"}
     assert api["MethodSettings"][0]["ThrottlingRateLimit"] == 50
-    assert {(e["Properties"]["Path"], e["Properties"]["Method"]) for e in fn["Events"].values()} == {
-        ("/predict", "post"),
-        ("/health", "get"),
-        ("/{proxy+}", "any"),
-    }
+    events = {(e["Properties"]["Path"], e["Properties"]["Method"]) for e in fn["Events"].values()}
+    assert events == {(r.path, r.method.lower()) for r in ROUTES} | {("/{proxy+}", "any")}
+    assert {("/predict", "post"), ("/v2/models/{name}/infer", "post")} < events
     assert resources["MyModelLogs"]["Properties"]["RetentionInDays"] == 30
 
 
@@ -63,7 +64,8 @@ def test_function_url(auth: Auth, url_auth: str) -> None:
 
 
 def test_model_in_s3_gets_tmp_space_and_read_access_to_that_object_only() -> None:
-    fn = render_template(model(model_uri="s3://models/digits/abc/model.onnx", model_bytes=2_000_000_000))
+    uri = S3Uri.parse("s3://models/digits/abc/model.onnx")
+    fn = render_template(model(settings=RuntimeSettings(model_uri=uri), model_bytes=2_000_000_000))
     props = fn["Resources"]["DigitsFunction"]["Properties"]
     assert props["Environment"]["Variables"]["MODEL_URI"] == "s3://models/digits/abc/model.onnx"
     assert props["EphemeralStorage"] == {"Size": 4256}
@@ -92,7 +94,9 @@ def test_samconfig_names_the_stack() -> None:
 def test_tracing_turns_on_the_tracer_and_vendors_its_sdk() -> None:
     from packager.wheels import runtime_requirements
 
-    variables = render_template(model(tracing=True))["Resources"]["DigitsFunction"]["Properties"]["Environment"]
+    variables = render_template(model(settings=RuntimeSettings(tracing=True)))["Resources"]["DigitsFunction"][
+        "Properties"
+    ]["Environment"]
     assert variables["Variables"]["LAMBDAFIT_TRACING"] == "true"
     assert (
         "LAMBDAFIT_TRACING"
@@ -101,3 +105,10 @@ def test_tracing_turns_on_the_tracer_and_vendors_its_sdk() -> None:
     assert "aws-xray-sdk==2.15.0" in runtime_requirements(("tracing",))
     assert not any(r.startswith("aws-xray-sdk") for r in runtime_requirements())
     assert "Pillow==13.0.0" in runtime_requirements(("image",))
+
+
+def test_app_model_round_trips_through_bundle_json() -> None:
+    from packager.template import AppModel
+
+    app = model(api=ApiKind.HTTP, auth=Auth.NONE, settings=RuntimeSettings(tracing=True, service="digits"))
+    assert AppModel.from_dict(json.loads(json.dumps(app.to_dict()))) == app

@@ -1,0 +1,143 @@
+"""The contract between the packager and the function: names, paths and settings both sides read.
+
+Standard library only, so the CLI and the handler import it for free. Every environment variable,
+bundle path and the handler's entry point live here and nowhere else; `RuntimeSettings` is the one
+reader and writer of the function's environment (the template renders `to_env()`, the handler reads
+`from_env()`, `lambdafit serve` passes the same object in-process).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from pathlib import Path
+
+# The bundle: build/NAME/...
+FUNCTION_DIR = "function"
+"""CodeUri (zip) or DockerContext (image): handler code, model folder, docs assets."""
+MODEL_DIR = "model"
+STATIC_DIR = "static"
+HANDLERS_DIR = "handlers"
+EVENTS_DIR = "events"
+TEMPLATE_FILE = "template.yaml"
+SAMCONFIG_FILE = "samconfig.toml"
+BUNDLE_FILE = "bundle.json"
+"""What `pack` wrote and `serve`, `invoke` and `deploy` read back: the bundle's typed description."""
+MODEL_FILE = "model.onnx"
+MANIFEST_FILE = "manifest.json"
+HANDLER = "handlers.lambda_function.lambda_handler"
+"""The function's entry point: the image's CMD, the zip's Handler."""
+
+# The function's environment.
+ENV_MODEL_DIR = "LAMBDAFIT_MODEL_DIR"
+ENV_MODEL_URI = "MODEL_URI"
+ENV_TRACING = "LAMBDAFIT_TRACING"
+ENV_CACHE_DIR = "LAMBDAFIT_CACHE_DIR"
+ENV_SERVICE = "POWERTOOLS_SERVICE_NAME"
+ENV_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
+ENV_LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"
+ENV_VARS = (ENV_MODEL_DIR, ENV_MODEL_URI, ENV_TRACING, ENV_CACHE_DIR, ENV_SERVICE, ENV_NAMESPACE, ENV_LOG_LEVEL)
+
+DEFAULT_NAMESPACE = "lambdafit"
+DEFAULT_CACHE_DIR = "/tmp/lambdafit"
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"", "0", "false", "no", "off"})
+
+
+class ContractError(ValueError):
+    """A setting or URI that does not follow the contract; the message says which and how to fix it."""
+
+
+class ApiKind(StrEnum):
+    """Which front door invokes the function. The handler tells the event shapes apart by themselves;
+    the template, the emulator and the sample events follow this choice."""
+
+    REST = "rest"
+    HTTP = "http"
+    FUNCTION_URL = "url"
+
+
+@dataclass(frozen=True)
+class S3Uri:
+    bucket: str
+    key: str
+
+    @classmethod
+    def parse(cls, text: str, *, prefix_only: bool = False) -> S3Uri:
+        """`s3://bucket/key`; with `prefix_only` the key may be empty (`s3://bucket` or `s3://bucket/prefix`)."""
+        match = re.fullmatch(r"s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(?:/(.*))?", text.strip())
+        key = (match.group(2) or "").strip("/") if match else ""
+        if match is None or (not key and not prefix_only):
+            shape = "s3://bucket/prefix" if prefix_only else "s3://bucket/key"
+            raise ContractError(f"{text!r} is not an S3 URI of the form {shape}")
+        return cls(match.group(1), key)
+
+    def join(self, *parts: str) -> S3Uri:
+        return S3Uri(self.bucket, "/".join(p.strip("/") for p in (self.key, *parts) if p.strip("/")))
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:s3:::{self.bucket}/{self.key}"
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+def flag(value: str | None, name: str) -> bool:
+    text = (value or "").strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ContractError(f"{name}={value!r} is not a boolean: use true or false")
+
+
+def default_model_dir() -> Path:
+    """The `model` folder beside the `handlers` package, as both the image and the zip lay it out."""
+    return Path(__file__).resolve().parent.parent / MODEL_DIR
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """Everything the function reads from its environment, typed."""
+
+    model_dir: Path = field(default_factory=default_model_dir)
+    model_uri: S3Uri | None = None
+    """Fetch the weights from S3 at init instead of reading them from `model_dir`."""
+    tracing: bool = False
+    """X-Ray traces through powertools' Tracer (the bundle vendors aws-xray-sdk)."""
+    cache_dir: Path = Path(DEFAULT_CACHE_DIR)
+    service: str = "lambdafit"
+    namespace: str = DEFAULT_NAMESPACE
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> RuntimeSettings:
+        uri = environ.get(ENV_MODEL_URI)
+        return cls(
+            model_dir=Path(environ[ENV_MODEL_DIR]) if environ.get(ENV_MODEL_DIR) else default_model_dir(),
+            model_uri=S3Uri.parse(uri) if uri else None,
+            tracing=flag(environ.get(ENV_TRACING), ENV_TRACING),
+            cache_dir=Path(environ.get(ENV_CACHE_DIR) or DEFAULT_CACHE_DIR),
+            service=environ.get(ENV_SERVICE) or "lambdafit",
+            namespace=environ.get(ENV_NAMESPACE) or DEFAULT_NAMESPACE,
+            log_level=environ.get(ENV_LOG_LEVEL) or "INFO",
+        )
+
+    def to_env(self) -> dict[str, str]:
+        """The function's environment variables (what the template sets); the model folder is implied."""
+        env = {
+            ENV_SERVICE: self.service,
+            ENV_NAMESPACE: self.namespace,
+            ENV_LOG_LEVEL: self.log_level,
+        }
+        if self.model_uri is not None:
+            env[ENV_MODEL_URI] = str(self.model_uri)
+        if self.tracing:
+            env[ENV_TRACING] = "true"
+        return env
+
+    def with_model_dir(self, model_dir: Path) -> RuntimeSettings:
+        return replace(self, model_dir=model_dir)

@@ -1,0 +1,178 @@
+"""`pack`'s orchestration with fake collaborators and fake recipe steps: no wheel index, no measuring
+subprocess, no S3. The model is a real (tiny) ONNX graph and onnxruntime computes its reference outputs."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from handlers.contract import S3Uri
+from handlers.manifest import Manifest
+from packager.config import Budget, PackageType, PackConfig
+from packager.errors import NoFitError
+from packager.measure import Measurement
+from packager.pack import Collaborators, pack
+from packager.recipes.base import RecipeContext, Transform
+from packager.recipes.registry import STEPS, Step
+from packager.wheels import WheelSet
+
+RUNS: Counter[str] = Counter()
+SIZES = {"fp32": 4000, "copy": 3000, "shrink": 1000, "lossy": 500}
+
+
+class Copy(Transform):
+    """Stands in for a real step: copies the model and counts how often it ran."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def apply(self, source: Path, target: Path, ctx: RecipeContext) -> None:
+        RUNS[self.name] += 1
+        if self.name == "broken":
+            raise RuntimeError("\x1b[31mthis step always fails\x1b[0m\nwith a second line")
+        shutil.copyfile(source, target)
+
+
+@pytest.fixture(autouse=True)
+def fake_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    RUNS.clear()
+    for name in ("copy", "shrink", "lossy", "broken"):
+        monkeypatch.setitem(STEPS, name, Step(name, __name__, "Copy", f"fake {name}", args=(name,)))
+
+
+def tiny_model(path: Path) -> Path:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(4, 3) / 10, "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["logits"])],
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3])],
+        [weights],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def fake_measure(path: Path, data: Any, reference: list[np.ndarray], metric: Any) -> Measurement:
+    """Size and quality by the last step in the file name: the recipe's own figures, deterministic."""
+    last = path.stem.split("+")[-1]
+    size = SIZES.get(last, 4000)
+    quality = 0.9 if last == "lossy" else 1.0
+    return Measurement(size, size // 2, quality, metric.kind, 1.0, 1.1, 2.0, 2.2, 5.0, 80.0)
+
+
+def fake_wheels(python: str, arch: Any, extras: tuple[str, ...]) -> WheelSet:
+    return WheelSet((), ("numpy==0", "onnxruntime==0"), (2, 17))
+
+
+UPLOADS: list[tuple[S3Uri, str]] = []
+
+
+def fake_upload(store: S3Uri, model: Path, manifest: Manifest) -> S3Uri:
+    UPLOADS.append((store, manifest.sha256))
+    return store.join(manifest.name, "model.onnx")
+
+
+FAKES = Collaborators(wheels=fake_wheels, measure=fake_measure, upload=fake_upload)
+
+
+def config(tmp_path: Path, **changes: Any) -> PackConfig:
+    model = tiny_model(tmp_path / "tiny.onnx")
+    return PackConfig(model=str(model), name="tiny", output_dir=tmp_path / "out", python="3.12", **changes)
+
+
+def test_every_chain_prefix_runs_once(tmp_path: Path) -> None:
+    recipes = ("copy", "copy+shrink", "copy+shrink+lossy", "copy+broken", "copy+broken+shrink")
+    result = pack(config(tmp_path, recipes=recipes), collaborators=FAKES)
+    assert RUNS == {"copy": 1, "shrink": 1, "lossy": 1, "broken": 1}
+    verdicts = {v.candidate.recipe: v.reason for v in result.fit.verdicts}
+    assert (
+        verdicts["copy+broken"]
+        == verdicts["copy+broken+shrink"]
+        == "failed: recipe step broken failed: this step always fails"
+    )
+    assert verdicts["copy+shrink+lossy"] == "drop 10.00 pts > 1.00 allowed"
+    assert result.fit.chosen.recipe == "copy+shrink"
+
+
+def test_report_json_and_markdown_say_the_same(tmp_path: Path) -> None:
+    result = pack(config(tmp_path, recipes=("copy", "copy+shrink", "copy+broken")), collaborators=FAKES)
+    bundle = result.bundle
+    data = json.loads((bundle / "report.json").read_text())
+    markdown = (bundle / "report.md").read_text()
+    assert (bundle / "report.png").stat().st_size > 1000
+    assert f"Chosen: **{data['chosen']}**" in markdown
+    table = [line for line in markdown.splitlines() if line.startswith("| ") and not line.startswith("| recipe |")]
+    assert [row.split(" | ")[0].lstrip("| ") for row in table] == [c["recipe"] for c in data["candidates"]]
+    for row, candidate in zip(table, data["candidates"], strict=True):
+        verdict = row.rstrip(" |").rsplit(" | ", 1)[-1]
+        assert verdict == ("CHOSEN" if candidate["recipe"] == data["chosen"] else candidate["verdict"])
+    for part, size in data["package_parts_bytes"].items():
+        assert f"- {part}: {size / 1e6:.2f} MB" in markdown
+    assert f"- total: {data['package_bytes'] / 1e6:.2f} MB" in markdown
+    failed = next(c for c in data["candidates"] if c["recipe"] == "copy+broken")
+    assert failed["error"] == "recipe step broken failed: this step always fails"
+    assert "with a second line" in failed["detail"] and "\x1b" not in failed["error"]
+
+
+def test_a_zip_budget_given_in_python_counts_no_base_image(tmp_path: Path) -> None:
+    """The bench script's old bug: a zip budget without --package counted a 600 MB image base."""
+    result = pack(config(tmp_path, budget=Budget.parse("zip"), recipes=("copy",)), collaborators=FAKES)
+    report = json.loads((result.bundle / "report.json").read_text())
+    assert report["budget"] == {"name": "zip", "limit_bytes": 262_144_000, "package": "zip"}
+    assert not any("base image" in part for part in report["package_parts_bytes"])
+    assert all(c["package_bytes"] < 1_000_000 for c in report["candidates"])  # handler code and model only
+    assert "Runtime: python3.12" in (result.bundle / "template.yaml").read_text()
+
+
+def test_nothing_fits_writes_nothing_and_keeps_the_measurements(tmp_path: Path) -> None:
+    with pytest.raises(NoFitError) as caught:
+        pack(config(tmp_path, budget=Budget.parse("100"), recipes=("copy", "copy+shrink")), collaborators=FAKES)
+    rejection = caught.value.rejection
+    assert rejection is not None
+    assert [v.candidate.recipe for v in rejection.verdicts] == ["fp32", "copy", "copy+shrink"]
+    assert not (tmp_path / "out" / "tiny").exists()
+    assert not list((tmp_path / "out").iterdir())
+
+
+def test_a_model_store_ships_the_manifest_and_points_the_function_at_s3(tmp_path: Path) -> None:
+    from packager.emulator import open_bundle
+
+    UPLOADS.clear()
+    result = pack(config(tmp_path, recipes=("copy",), model_store="s3://store/models"), collaborators=FAKES)
+    manifest = Manifest.load(result.bundle / "function" / "model")
+    assert [(S3Uri("store", "models"), manifest.sha256)] == UPLOADS
+    assert not (result.bundle / "function" / "model" / "model.onnx").exists()
+    assert "MODEL_URI: s3://store/models/tiny/model.onnx" in (result.bundle / "template.yaml").read_text()
+    opened = open_bundle(result.bundle, environ={})
+    assert str(opened.settings.model_uri) == "s3://store/models/tiny/model.onnx"
+    assert opened.settings.model_dir == result.bundle / "function" / "model"
+    assert opened.settings.service == "tiny"
+
+
+def test_the_template_environment_is_the_settings_the_emulator_uses(tmp_path: Path) -> None:
+    import yaml
+
+    from handlers.contract import RuntimeSettings
+    from packager.emulator import open_bundle
+
+    result = pack(
+        config(tmp_path, recipes=("copy",), tracing=True, package_type=PackageType.IMAGE), collaborators=FAKES
+    )
+    template = yaml.safe_load((result.bundle / "template.yaml").read_text())
+    env = template["Resources"]["TinyFunction"]["Properties"]["Environment"]["Variables"]
+    opened = open_bundle(result.bundle, environ={"LAMBDAFIT_CACHE_DIR": "/elsewhere"})
+    assert RuntimeSettings.from_env(env).tracing is opened.settings.tracing is True
+    assert str(opened.settings.cache_dir) == "/elsewhere"  # this process's environment wins, as documented
+    dockerfile = (result.bundle / "function" / "Dockerfile").read_text()
+    assert re.search(r'CMD \["handlers\.lambda_function\.lambda_handler"\]', dockerfile)
