@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from packager.config import Budget, Objective, PackConfig  # noqa: E402 (the CLI's own config: it derives the package from the budget)
 from packager.errors import NoFitError  # noqa: E402
-from packager.load import TorchModel, load_model  # noqa: E402
+from packager.load import LoadOptions, TorchModel, load_model  # noqa: E402
 from packager.measure import time_calls  # noqa: E402
 from packager.pack import pack  # noqa: E402
 
@@ -66,7 +66,7 @@ MODELS = {
 
 
 def torch_eager_ms(spec: str, eval_path: Path) -> float | None:
-    loaded = load_model(spec)
+    loaded = load_model(spec, LoadOptions(work_dir=Path(tempfile.gettempdir())))
     if not isinstance(loaded, TorchModel):
         return None
     torch.set_num_threads(len(os.sched_getaffinity(0)))

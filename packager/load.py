@@ -1,4 +1,12 @@
-"""Load what the user hands us: an `.onnx` file, or a torch factory `path/to/file.py:function`."""
+"""Load what the user hands us, as an ONNX file or a torch module to export:
+
+- an `.onnx` file;
+- a factory `path/to/file.py:function` returning a torch module, or a fitted scikit-learn, LightGBM or
+  XGBoost estimator or pipeline, with example inputs (converted here with skl2onnx / onnxmltools);
+- a Hugging Face checkpoint folder (config.json, safetensors, tokenizer files), exported with Optimum;
+- a pickled estimator (`.joblib`, `.pkl`) only with `--trust-pickle`: unpickling runs code, so it
+  happens here, at pack time, and the bundle ships ONNX.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +21,28 @@ from packager.errors import ModelLoadError
 if TYPE_CHECKING:
     import torch
 
+    from packager.preprocess import PreprocessingFiles
+
+
+PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    work_dir: Path
+    """Where converted models are written (the pack's temporary folder)."""
+    trust_pickle: bool = False
+    task: str | None = None
+    """The Hugging Face task to export for (text-classification, ...), inferred when None."""
+
 
 @dataclass(frozen=True)
 class OnnxModel:
     path: Path
     labels: tuple[str, ...] = ()
+    preprocessing: PreprocessingFiles | None = None
+    """How clients may send requests other than tensors (a checkpoint's tokenizer), when known."""
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -31,11 +56,20 @@ class TorchModel:
 LoadedModel = OnnxModel | TorchModel
 
 
-def load_model(spec: str) -> LoadedModel:
+def load_model(spec: str, options: LoadOptions) -> LoadedModel:
     path_text, sep, function = spec.rpartition(":")
     if sep and path_text.endswith(".py") and function.isidentifier():
-        return load_factory(Path(path_text), function)
-    return load_onnx(Path(spec))
+        return load_factory(Path(path_text), function, options)
+    path = Path(spec)
+    if path.is_dir() and (path / "config.json").is_file():
+        from packager.convert_hf import load_checkpoint
+
+        return load_checkpoint(path, options)
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        from packager.convert_sklearn import load_pickle
+
+        return load_pickle(path, options)
+    return load_onnx(path)
 
 
 def load_onnx(path: Path) -> OnnxModel:
@@ -58,8 +92,8 @@ def load_onnx(path: Path) -> OnnxModel:
     return OnnxModel(path=path)
 
 
-def load_factory(path: Path, function: str) -> TorchModel:
-    """Run the user's factory: it returns `(module, example_inputs)` with its weights loaded."""
+def load_factory(path: Path, function: str, options: LoadOptions) -> LoadedModel:
+    """Run the user's factory: it returns `(model, example_inputs)` with its weights loaded or fitted."""
     import torch
 
     if not path.is_file():
@@ -82,9 +116,14 @@ def load_factory(path: Path, function: str) -> TorchModel:
         raise ModelLoadError(f"factory {path}:{function} raised {type(exc).__name__}: {exc}") from exc
     finally:
         sys.modules.pop(module_name, None)
+    if isinstance(result, tuple) and len(result) == 2 and _is_estimator(result[0]):
+        from packager.convert_sklearn import convert_estimator
+
+        return convert_estimator(result[0], result[1], f"{path}:{function}", options)
     if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], torch.nn.Module)):
         raise ModelLoadError(
-            f"factory {path}:{function} must return (torch.nn.Module, example_inputs), got {type(result).__name__}"
+            f"factory {path}:{function} must return (model, example_inputs) where model is a torch.nn.Module or "
+            f"a fitted scikit-learn, LightGBM or XGBoost estimator; got {type(result).__name__}"
         )
     module, example = result
     return TorchModel(
@@ -93,6 +132,11 @@ def load_factory(path: Path, function: str) -> TorchModel:
         source=f"{path}:{function}",
         labels=tuple(str(label) for label in getattr(module, "labels", ()) or ()),
     )
+
+
+def _is_estimator(model: Any) -> bool:
+    """scikit-learn's estimator API, which LightGBM's and XGBoost's sklearn wrappers follow too."""
+    return callable(getattr(model, "fit", None)) and callable(getattr(model, "get_params", None))
 
 
 def _named_inputs(example: Any, source: str) -> dict[str, torch.Tensor]:

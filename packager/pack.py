@@ -32,7 +32,7 @@ from packager.data import Dataset, load_dataset, synthetic_dataset
 from packager.errors import LambdafitError
 from packager.export import export_torch
 from packager.fit import Candidate, Failed, FitResult, Measured, choose
-from packager.load import LoadedModel, OnnxModel, TorchModel, load_factory, load_model
+from packager.load import LoadedModel, LoadOptions, OnnxModel, TorchModel, load_factory, load_model
 from packager.measure import Measurement, measure, predict
 from packager.preprocess import PreprocessingFiles, check_preprocessing, load_preprocessing
 from packager.quality import Metric, is_classifier, pick_metric
@@ -127,8 +127,11 @@ def pack(config: PackConfig, progress: Progress = _quiet, collaborators: Collabo
 def prepare(config: PackConfig, work: Path, deps: Collaborators, progress: Progress) -> Prepared:
     notes: list[str] = []
     progress(f"loading {config.model}")
-    model = load_model(config.model)
-    student = load_factory(*split_factory(config.student, "--student")) if config.student else None
+    options = LoadOptions(work_dir=work)
+    model = load_model(config.model, options)
+    student = load_factory(*split_factory(config.student, "--student"), options) if config.student else None
+    if student is not None and not isinstance(student, TorchModel):
+        raise LambdafitError(f"--student {config.student} must return a torch module to distill into")
     baseline = work / "fp32.onnx"
     diff = None
     if isinstance(model, OnnxModel):
