@@ -26,9 +26,9 @@ from handlers.errors import (
 )
 from handlers.events import JSON, Request, Response, RestEvent, shape_of
 from handlers.logs import logger
-from handlers.manifest import Task
 from handlers.routes import RouteTable
-from handlers.runtime import Service, load_service, top_k
+from handlers.runtime import Service, load_service
+from handlers.tensors import to_json, top_k
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -113,12 +113,12 @@ class Endpoint:
         manifest = runtime.manifest
         outputs = self.timed_run(runtime, runtime.decode(read_json(request)))
         body: dict[str, Any] = {
-            "outputs": {name: value.tolist() for name, value in outputs.items()},
+            "outputs": {name: to_json(value) for name, value in outputs.items()},
             "model": manifest.name,
             "version": manifest.version,
         }
-        if manifest.task is Task.CLASSIFICATION:
-            body["predictions"] = top_k(outputs[manifest.outputs[0].name], manifest.labels, TOP_K)
+        if manifest.classifier_output is not None:
+            body["predictions"] = top_k(outputs[manifest.classifier_output], manifest.labels, TOP_K)
         return json_response(body)
 
     def health(self, request: Request) -> Response:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
@@ -28,26 +29,89 @@ class Task(StrEnum):
     GENERIC = "generic"
 
 
+TENSOR_DTYPES = (
+    "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "float16", "float32", "float64", "string",
+)  # fmt: skip
+"""What a tensor can hold: numpy's names, and `string` for ONNX strings (numpy object arrays of str)."""
+
+
 @dataclass(frozen=True)
 class TensorSpec:
+    """One model input or output.
+
+    `dtype` is one of TENSOR_DTYPES, or `seq(map(K,V))` for a sequence of maps (scikit-learn's ZipMap
+    probabilities). `batch_axis` is the axis that holds the rows of a request, or None for an input
+    given once per request (a scalar, a flag, a sample rate) or an output with no rows. An unbatched
+    input may carry a `default` the request can leave out (JSON: a number, or nested lists)."""
+
     name: str
     dtype: str
     shape: tuple[Dim, ...]
+    batch_axis: int | None = 0
+    default: Any = None
+
+    def __post_init__(self) -> None:
+        if self.dtype not in TENSOR_DTYPES and not _MAP_SEQUENCE.fullmatch(self.dtype):
+            raise ManifestError(f"tensor {self.name} has dtype {self.dtype!r}; the handler knows {TENSOR_DTYPES}")
+        if self.batch_axis is not None and not 0 <= self.batch_axis < max(len(self.shape), 1):
+            raise ManifestError(f"tensor {self.name}: batch axis {self.batch_axis} is outside its shape {self.shape}")
 
     @classmethod
     def from_dict(cls, data: Any) -> TensorSpec:
         try:
             shape = tuple(d if isinstance(d, int) else str(d) for d in data["shape"])
-            return cls(name=str(data["name"]), dtype=str(data["dtype"]), shape=shape)
-        except (KeyError, TypeError) as exc:
+            axis = data.get("batch_axis", 0)
+            return cls(
+                name=str(data["name"]),
+                dtype=str(data["dtype"]),
+                shape=shape,
+                batch_axis=None if axis is None else int(axis),
+                default=data.get("default"),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ManifestError(f"tensor spec {data!r} needs name, dtype and shape") from exc
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+        data = {"name": self.name, "dtype": self.dtype, "shape": list(self.shape), "batch_axis": self.batch_axis}
+        return data | ({"default": self.default} if self.default is not None else {})
+
+    @property
+    def is_tensor(self) -> bool:
+        return self.dtype in TENSOR_DTYPES
+
+    @property
+    def fixed_batch(self) -> int | None:
+        """The rows the graph takes per call when its batch axis has a fixed size (model-zoo CNNs: 1)."""
+        if self.batch_axis is None or self.batch_axis >= len(self.shape):
+            return None
+        size = self.shape[self.batch_axis]
+        return size if isinstance(size, int) and size > 0 else None
 
     def describe(self) -> str:
-        dims = ", ".join(str(d) for d in self.shape)
-        return f"{self.name}: {self.dtype}[{dims}]"
+        dims = ", ".join(
+            f"{d} (rows)" if axis == self.batch_axis and isinstance(d, int) else str(d)
+            for axis, d in enumerate(self.shape)
+        )
+        return f"{self.name}: {self.dtype}[{dims}]" + (" (given once per request)" if self.batch_axis is None else "")
+
+
+_MAP_SEQUENCE = re.compile(r"seq\(map\((string|int64),(float32|float64|int64|string)\)\)")
+
+
+@dataclass(frozen=True)
+class DimBounds:
+    """Sizes a request may give a symbolic non-batch dimension (sequence length, image height)."""
+
+    min: int = 1
+    max: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.min < 1 or (self.max is not None and self.max < self.min):
+            raise ValueError(f"dimension bounds {self.min}..{self.max} must satisfy 1 <= min <= max")
+
+    def describe(self) -> str:
+        return f"{self.min}..{self.max if self.max is not None else ''}"
 
 
 def _build(cls: type[T], data: Any, section: str) -> T:
@@ -186,6 +250,10 @@ class Manifest:
     task: Task = Task.GENERIC
     labels: tuple[str, ...] = ()
     preprocessing: Preprocessing = field(default_factory=TensorPreprocessing)
+    classifier_output: str | None = None
+    """The output holding class scores (logits or probabilities) when the model is a classifier."""
+    dims: dict[str, DimBounds] = field(default_factory=dict)
+    """Bounds on the symbolic non-batch dimensions, by name."""
     recipe: str = "fp32"
     metrics: ModelMetrics = field(default_factory=ModelMetrics)
     runtime: RuntimeHints = field(default_factory=RuntimeHints)
@@ -210,6 +278,8 @@ class Manifest:
                 task=Task(data.get("task", Task.GENERIC.value)),
                 labels=tuple(str(label) for label in data.get("labels", ())),
                 preprocessing=preprocessing_from_dict(data.get("preprocessing", {"kind": "tensor"})),
+                classifier_output=data.get("classifier_output"),
+                dims={str(k): _build(DimBounds, v, f"dims.{k}") for k, v in (data.get("dims") or {}).items()},
                 recipe=str(data.get("recipe", "fp32")),
                 metrics=_build(ModelMetrics, data.get("metrics", {}), "metrics"),
                 runtime=_build(RuntimeHints, data.get("runtime", {}), "runtime"),
@@ -230,10 +300,30 @@ class Manifest:
             "task": self.task.value,
             "labels": list(self.labels),
             "preprocessing": preprocessing_to_dict(self.preprocessing),
+            "classifier_output": self.classifier_output,
+            "dims": {name: asdict(bounds) for name, bounds in self.dims.items()},
             "recipe": self.recipe,
             "metrics": asdict(self.metrics),
             "runtime": asdict(self.runtime),
         }
+
+    def __post_init__(self) -> None:
+        names = [spec.name for spec in self.outputs]
+        if self.classifier_output is not None and self.classifier_output not in names:
+            raise ManifestError(f"classifier_output {self.classifier_output!r} is not one of the outputs {names}")
+        batches = {spec.fixed_batch for spec in self.inputs if spec.batch_axis is not None}
+        if len(batches) > 1:
+            raise ManifestError(f"inputs disagree on their batch size: {sorted(map(str, batches))}")
+
+    @property
+    def fixed_batch(self) -> int | None:
+        """Rows per call when the graph's batch axis is fixed, else None (any number of rows)."""
+        return next((spec.fixed_batch for spec in self.inputs if spec.batch_axis is not None), None)
+
+    @property
+    def batched(self) -> bool:
+        """Whether requests carry rows at all (a model whose inputs all come once per request does not)."""
+        return any(spec.batch_axis is not None for spec in self.inputs)
 
     def dumps(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"

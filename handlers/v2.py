@@ -2,27 +2,33 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
 
 from handlers.errors import BadRequestError
 from handlers.manifest import Manifest, TensorSpec
-from handlers.runtime import MAX_INPUT_ELEMENTS, cast_array, check_batch, check_shape
+from handlers.tensors import MAX_INPUT_ELEMENTS, Output, cast_array, check_rows, check_shape
 
 DATATYPES = {
     "bool": "BOOL", "uint8": "UINT8", "uint16": "UINT16", "uint32": "UINT32", "uint64": "UINT64",
     "int8": "INT8", "int16": "INT16", "int32": "INT32", "int64": "INT64",
-    "float16": "FP16", "float32": "FP32", "float64": "FP64",
+    "float16": "FP16", "float32": "FP32", "float64": "FP64", "string": "BYTES",
 }  # fmt: skip
 NUMPY = {v: k for k, v in DATATYPES.items()}
+
+
+def datatype(spec: TensorSpec) -> str:
+    """The protocol's name for a tensor type; a sequence of maps (ZipMap) travels as BYTES of JSON objects."""
+    return DATATYPES.get(spec.dtype, "BYTES")
 
 
 def tensor_metadata(spec: TensorSpec) -> dict[str, Any]:
     return {
         "name": spec.name,
-        "datatype": DATATYPES.get(spec.dtype, spec.dtype.upper()),
-        "shape": [d if isinstance(d, int) and d >= 0 else -1 for d in spec.shape],
+        "datatype": datatype(spec),
+        "shape": [d if isinstance(d, int) and d >= 0 else -1 for d in spec.shape] if spec.is_tensor else [-1],
     }
 
 
@@ -43,14 +49,17 @@ def decode_request(payload: Any, manifest: Manifest) -> tuple[dict[str, np.ndarr
     specs = {spec.name: spec for spec in manifest.inputs}
     arrays: dict[str, np.ndarray] = {}
     for tensor in payload["inputs"]:
-        name, array = _tensor(tensor, specs)
+        name, array = _tensor(tensor, specs, manifest)
         if name in arrays:
             raise BadRequestError(f"input {name} appears twice", code="wrong_inputs")
         arrays[name] = array
+    for spec in manifest.inputs:
+        if spec.name not in arrays and spec.default is not None:
+            arrays[spec.name] = cast_array(np.array(spec.default), spec)
     missing = [name for name in specs if name not in arrays]
     if missing:
         raise BadRequestError(f"inputs {missing} are missing; the model takes {list(specs)}", code="wrong_inputs")
-    check_batch(arrays, manifest.inputs)
+    check_rows(arrays, manifest)
     known = [spec.name for spec in manifest.outputs]
     wanted = payload.get("outputs")
     if wanted is None:
@@ -64,7 +73,7 @@ def decode_request(payload: Any, manifest: Manifest) -> tuple[dict[str, np.ndarr
     return arrays, names, payload.get("id")
 
 
-def _tensor(tensor: Any, specs: dict[str, TensorSpec]) -> tuple[str, np.ndarray]:
+def _tensor(tensor: Any, specs: dict[str, TensorSpec], manifest: Manifest) -> tuple[str, np.ndarray]:
     if not isinstance(tensor, dict):
         raise BadRequestError("each input tensor must be an object with name, shape, datatype and data")
     name, shape, datatype, data = (tensor.get(k) for k in ("name", "shape", "datatype", "data"))
@@ -85,33 +94,42 @@ def _tensor(tensor: Any, specs: dict[str, TensorSpec]) -> tuple[str, np.ndarray]
     if count > MAX_INPUT_ELEMENTS:
         raise BadRequestError(f"input {name} has {count} values; the limit is {MAX_INPUT_ELEMENTS}")
     try:
-        raw = np.array(data)
+        raw = np.array(data, dtype=object if datatype == "BYTES" else None)
     except ValueError as exc:
         raise BadRequestError(f"input {name}: data is ragged ({exc})", code="wrong_shape") from exc
     if raw.size != count:
         raise BadRequestError(
             f"input {name}: shape {shape} needs {count} values, data has {raw.size}", code="wrong_shape"
         )
-    array = cast_array(raw, spec).reshape(shape)
-    check_shape(array.shape, spec)
+    if datatype == "BYTES":
+        if not all(isinstance(item, str) for item in raw.flat):
+            raise BadRequestError(f"input {name}: BYTES data must be strings", code="wrong_dtype")
+        array = raw.reshape(shape)
+    else:
+        array = cast_array(raw, spec).reshape(shape)
+    check_shape(array.shape, spec, manifest)
     return name, array
 
 
+def encode_tensor(name: str, value: Output) -> dict[str, Any]:
+    if isinstance(value, list):
+        rows = [
+            json.dumps({str(k): v.item() if isinstance(v, np.generic) else v for k, v in row.items()}) for row in value
+        ]
+        return {"name": name, "shape": [len(rows)], "datatype": "BYTES", "data": rows}
+    if value.dtype == object:
+        return {"name": name, "shape": list(value.shape), "datatype": "BYTES", "data": [str(v) for v in value.ravel()]}
+    kind = DATATYPES.get(value.dtype.name, value.dtype.name.upper())
+    return {"name": name, "shape": list(value.shape), "datatype": kind, "data": value.ravel().tolist()}
+
+
 def encode_response(
-    manifest: Manifest, outputs: dict[str, np.ndarray], names: list[str], request_id: Any
+    manifest: Manifest, outputs: dict[str, Output], names: list[str], request_id: Any
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
         "model_name": manifest.name,
         "model_version": manifest.version,
-        "outputs": [
-            {
-                "name": name,
-                "shape": list(outputs[name].shape),
-                "datatype": DATATYPES.get(outputs[name].dtype.name, outputs[name].dtype.name.upper()),
-                "data": outputs[name].ravel().tolist(),
-            }
-            for name in names
-        ],
+        "outputs": [encode_tensor(name, outputs[name]) for name in names],
     }
     if request_id is not None:
         body["id"] = request_id

@@ -79,7 +79,8 @@ class BundleSpec:
     manifest: Manifest
     model_path: Path
     wheels: WheelSet
-    sample_inputs: Any
+    sample_inputs: dict[str, Any]
+    """One row of each input a request must send, as JSON."""
     model_files: dict[str, Path] = field(default_factory=dict)
     """Extra files for the model folder (a tokenizer), by name."""
 
@@ -202,18 +203,20 @@ def write_events(folder: Path, app: AppModel, manifest: Manifest, sample: Any) -
     folder.mkdir()
     shape = SHAPES[app.api]
     headers = {"Content-Type": "application/json", "Host": "127.0.0.1"}
-    spec = manifest.inputs[0]
-    rows = sample if len(manifest.inputs) == 1 else sample[spec.name]
+    specs = {spec.name: spec for spec in manifest.inputs}
     infer = {
-        "inputs": [{"name": spec.name, "shape": list(np.shape(rows)), "datatype": DATATYPES[spec.dtype], "data": rows}]
+        "inputs": [
+            {"name": name, "shape": list(np.shape(rows)), "datatype": DATATYPES[specs[name].dtype], "data": rows}
+            for name, rows in sample.items()
+        ]
     }
+    inputs = next(iter(sample.values())) if len(sample) == 1 else sample
     requests = {
-        "predict": ("POST", "/predict", json.dumps({"inputs": sample})),
+        "predict": ("POST", "/predict", json.dumps({"inputs": inputs})),
         "health": ("GET", "/health", None),
         "v2-metadata": ("GET", f"/v2/models/{manifest.name}", None),
+        "v2-infer": ("POST", f"/v2/models/{manifest.name}/infer", json.dumps(infer)),
     }
-    if len(manifest.inputs) == 1:
-        requests["v2-infer"] = ("POST", f"/v2/models/{manifest.name}/infer", json.dumps(infer))
     for name, (method, path, body) in requests.items():
         event = shape.build(method, path, body=body, headers=headers)
         (folder / f"{name}-{app.api.value}.json").write_text(json.dumps(event, indent=2) + "\n", encoding="utf-8")

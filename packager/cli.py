@@ -90,10 +90,20 @@ def pack(
         Path | None, typer.Option(help="JSON: let clients send images or text (see handlers/codecs.py)")
     ] = None,
     tracing: Annotated[bool, typer.Option(help="X-Ray traces from inside the function (powertools Tracer)")] = False,
+    batch_axis: Annotated[
+        list[str],
+        typer.Option(help="NAME=AXIS (or NAME=none) for an input whose batch axis the graph does not name; repeatable"),
+    ] = [],  # noqa: B006 (typer reads the default; it is never mutated)
+    dim: Annotated[
+        list[str], typer.Option(help="NAME=MIN:MAX bounds on a symbolic dimension requests may vary; repeatable")
+    ] = [],  # noqa: B006
+    classifier_output: Annotated[
+        str | None, typer.Option(help="the output holding class scores, when its name does not say so")
+    ] = None,
     force: Annotated[bool, typer.Option(help="replace an existing bundle of the same name")] = False,
 ) -> None:
     """Export, optimize and measure MODEL, choose the best candidate that fits, write a SAM bundle."""
-    from packager.config import Budget, PackConfig
+    from packager.config import Budget, PackConfig, resolve
     from packager.pack import pack as run_pack
 
     try:
@@ -123,7 +133,10 @@ def pack(
             provisioned_concurrency=provisioned_concurrency,
             preprocess=preprocess,
             tracing=tracing,
-            **({"python": python} if python is not None else {}),
+            python=resolve(python, ENV_PYTHON, DEFAULT_PYTHON),
+            batch_axes=tuple(batch_axis),
+            dims=tuple(dim),
+            classifier_output=classifier_output,
         )
         with err.status("packing") as status:
             result = run_pack(config, progress=lambda message: status.update(message))

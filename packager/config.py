@@ -151,6 +151,12 @@ class PackConfig:
     """X-Ray traces through powertools' Tracer (vendors aws-xray-sdk)."""
     preprocess: Path | None = None
     """JSON describing image or text requests (handlers.manifest preprocessing); tensors only when absent."""
+    batch_axes: tuple[str, ...] = ()
+    """`NAME=AXIS` or `NAME=none` for inputs whose batch axis the graph's names do not tell."""
+    dims: tuple[str, ...] = ()
+    """`NAME=MIN:MAX` bounds on symbolic non-batch dimensions (sequence length, image size)."""
+    classifier_output: str | None = None
+    """The output holding class scores, when its name does not say so."""
     wheel_dir: Path | None = None
     force: bool = False
 
@@ -207,8 +213,8 @@ class PackConfig:
             value = getattr(self, name)
             if value is not None and not isinstance(value, kind):
                 set_(self, name, _enum(kind, value, name.replace("_", "-")))
-        set_(self, "recipes", _split(self.recipes))
-        set_(self, "labels", _split(self.labels))
+        for name in ("recipes", "labels", "batch_axes", "dims"):
+            set_(self, name, _split(getattr(self, name)))
         for item in fields(self):
             value = getattr(self, item.name)
             if item.type in ("Path", "Path | None") and isinstance(value, str):

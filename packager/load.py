@@ -11,11 +11,14 @@
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from handlers.errors import reason
 from packager.errors import ModelLoadError
 
 if TYPE_CHECKING:
@@ -47,10 +50,26 @@ class OnnxModel:
 
 @dataclass(frozen=True)
 class TorchModel:
+    """A torch module and example inputs, in the order the exported graph takes them.
+
+    The first `positional` inputs are passed positionally, the rest by name (`forward(**kwargs)`)."""
+
     module: torch.nn.Module
     example_inputs: dict[str, torch.Tensor]
     source: str
     labels: tuple[str, ...] = field(default=())
+    positional: int | None = None
+    """How many inputs go positionally (None: all of them)."""
+    output_names: tuple[str, ...] | None = None
+    dynamic_axes: dict[str, dict[int, str]] = field(default_factory=dict)
+    """Axes beyond the batch that may change size, by input: declared by the factory or seen to differ
+    between two examples."""
+
+    def call(self, module: torch.nn.Module, tensors: Sequence[torch.Tensor]) -> Any:
+        """Run `module` (this model or a pruned copy) on tensors in input order."""
+        count = len(tensors) if self.positional is None else self.positional
+        names = list(self.example_inputs)
+        return module(*tensors[:count], **dict(zip(names[count:], tensors[count:], strict=True)))
 
 
 LoadedModel = OnnxModel | TorchModel
@@ -69,35 +88,63 @@ def load_model(spec: str, options: LoadOptions) -> LoadedModel:
         from packager.convert_sklearn import load_pickle
 
         return load_pickle(path, options)
-    return load_onnx(path)
+    return load_onnx(path, options)
 
 
-def load_onnx(path: Path) -> OnnxModel:
+def load_onnx(path: Path, options: LoadOptions) -> OnnxModel:
+    """An .onnx file, checked; weights stored as external data are merged into one file (up to 2 GB,
+    protobuf's limit), so the bundle ships one model file with one checksum."""
     import onnx
+    from onnx.external_data_helper import uses_external_data
 
     if not path.exists():
         raise ModelLoadError(f"model {path} does not exist")
     if not path.is_file():
-        raise ModelLoadError(f"model {path} is not a file: give an .onnx file or a factory such as model.py:build")
+        raise ModelLoadError(
+            f"model {path} is not a file: give an .onnx file, a folder with config.json, or a factory such as model.py:build"
+        )
     try:
         model = onnx.load(str(path), load_external_data=False)
-        onnx.checker.check_model(model)
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(
-            f"{path} is not a valid ONNX model ({reason}); export it again, or give a torch factory file.py:build"
+            f"{path} is not a valid ONNX model ({reason(exc)}); export it again, or give a torch factory file.py:build"
+        ) from exc
+    notes: tuple[str, ...] = ()
+    if any(uses_external_data(t) for t in model.graph.initializer):
+        try:
+            onnx.load_external_data_for_model(model, str(path.parent))
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(
+                f"{path} keeps its weights in external data that cannot be read: {reason(exc)}"
+            ) from exc
+        if model.ByteSize() >= 2**31 - 1:
+            raise ModelLoadError(
+                f"{path} holds more than 2 GB of weights: lambdafit ships models up to 2 GB as one file"
+            )
+        merged = options.work_dir / "merged.onnx"
+        onnx.save(model, str(merged))
+        notes = (f"merged {path.name}'s external data into one file",)
+        path = merged
+    try:
+        onnx.checker.check_model(str(path))
+    except Exception as exc:
+        raise ModelLoadError(
+            f"{path} is not a valid ONNX model ({reason(exc)}); export it again, or give a torch factory file.py:build"
         ) from exc
     if not model.graph.input:
         raise ModelLoadError(f"{path} has no graph inputs; lambdafit serves models that take inputs")
-    return OnnxModel(path=path)
+    return OnnxModel(path=path, notes=notes)
 
 
 def load_factory(path: Path, function: str, options: LoadOptions) -> LoadedModel:
-    """Run the user's factory: it returns `(model, example_inputs)` with its weights loaded or fitted."""
-    import torch
+    """Run the user's factory: `(model, example)` or `(model, example, options)`, weights loaded or fitted.
 
+    For a torch module the example is a tensor, a tuple or list of tensors (positional arguments) or a
+    dict of forward()'s argument names to tensors; options may hold `dynamic_axes` ({input: {axis: name}}),
+    `also` (a second example: the axes whose sizes differ are dynamic), `labels` and `output_names`."""
     if not path.is_file():
         raise ModelLoadError(f"factory file {path} does not exist")
+    source = f"{path}:{function}"
     module_name = f"_lambdafit_factory_{abs(hash(path.resolve()))}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
@@ -112,25 +159,69 @@ def load_factory(path: Path, function: str, options: LoadOptions) -> LoadedModel
         result = factory()
     except ModelLoadError:
         raise
+    except SystemExit as exc:
+        raise ModelLoadError(f"factory {source} called sys.exit({exc.code!r}) instead of returning a model") from None
     except Exception as exc:
-        raise ModelLoadError(f"factory {path}:{function} raised {type(exc).__name__}: {exc}") from exc
+        raise ModelLoadError(f"factory {source} raised {type(exc).__name__}: {reason(exc)}") from exc
     finally:
         sys.modules.pop(module_name, None)
-    if isinstance(result, tuple) and len(result) == 2 and _is_estimator(result[0]):
+    if not (isinstance(result, tuple) and len(result) in (2, 3)):
+        raise ModelLoadError(
+            f"factory {source} must return (model, example_inputs) or (model, example_inputs, options); "
+            f"got {type(result).__name__}"
+        )
+    model, example = result[0], result[1]
+    extra = result[2] if len(result) == 3 else {}
+    if not isinstance(extra, dict):
+        raise ModelLoadError(
+            f"factory {source}: the third element must be a dict of options, got {type(extra).__name__}"
+        )
+    if _is_estimator(model):
         from packager.convert_sklearn import convert_estimator
 
-        return convert_estimator(result[0], result[1], f"{path}:{function}", options)
-    if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], torch.nn.Module)):
+        return convert_estimator(model, example, source, options)
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(model, torch.nn.Module):
         raise ModelLoadError(
-            f"factory {path}:{function} must return (model, example_inputs) where model is a torch.nn.Module or "
-            f"a fitted scikit-learn, LightGBM or XGBoost estimator; got {type(result).__name__}"
+            f"factory {source} returned a {type(model).__name__}: give a torch.nn.Module or a fitted scikit-learn, "
+            "LightGBM or XGBoost estimator"
         )
-    module, example = result
+    return torch_model(model, example, extra, source)
+
+
+def torch_model(module: torch.nn.Module, example: Any, extra: dict[str, Any], source: str) -> TorchModel:
+    inputs, positional = _named_inputs(module, example, source)
+    unknown = sorted(set(extra) - {"dynamic_axes", "also", "labels", "output_names"})
+    if unknown:
+        raise ModelLoadError(
+            f"factory {source}: unknown options {unknown}; it takes dynamic_axes, also, labels, output_names"
+        )
+    dynamic = {
+        name: {int(a): str(n) for a, n in axes.items()}
+        for name, axes in (extra.get("dynamic_axes") or getattr(module, "dynamic_axes", None) or {}).items()
+    }
+    if "also" in extra:
+        other, _ = _named_inputs(module, extra["also"], source)
+        for name, tensor in inputs.items():
+            second = other.get(name)
+            if second is None or second.dim() != tensor.dim():
+                raise ModelLoadError(f"factory {source}: the second example's {name} does not match the first")
+            for axis in range(1, tensor.dim()):
+                if second.shape[axis] != tensor.shape[axis]:
+                    dynamic.setdefault(name, {})[axis] = f"{name}_{axis}"
+    bad = sorted(set(dynamic) - set(inputs))
+    if bad:
+        raise ModelLoadError(f"factory {source}: dynamic_axes names {bad}, but the inputs are {list(inputs)}")
+    labels = extra.get("labels") or getattr(module, "labels", ()) or ()
+    names = extra.get("output_names") or getattr(module, "output_names", None)
     return TorchModel(
         module=module.eval(),
-        example_inputs=_named_inputs(example, f"{path}:{function}"),
-        source=f"{path}:{function}",
-        labels=tuple(str(label) for label in getattr(module, "labels", ()) or ()),
+        example_inputs=inputs,
+        source=source,
+        labels=tuple(str(label) for label in labels),
+        positional=positional,
+        output_names=tuple(str(n) for n in names) if names else None,
+        dynamic_axes=dynamic,
     )
 
 
@@ -139,16 +230,37 @@ def _is_estimator(model: Any) -> bool:
     return callable(getattr(model, "fit", None)) and callable(getattr(model, "get_params", None))
 
 
-def _named_inputs(example: Any, source: str) -> dict[str, torch.Tensor]:
+def _named_inputs(module: Any, example: Any, source: str) -> tuple[dict[str, Any], int | None]:
+    """The example as {input name: tensor} in call order, and how many go positionally."""
     import torch
 
+    parameters = [
+        p for p in inspect.signature(module.forward).parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]  # fmt: skip
+    names = [p.name for p in parameters]
     if isinstance(example, torch.Tensor):
-        return {"input": example}
-    if isinstance(example, dict) and example and all(isinstance(v, torch.Tensor) for v in example.values()):
-        return {str(k): v for k, v in example.items()}
-    if isinstance(example, tuple | list) and example and all(isinstance(v, torch.Tensor) for v in example):
-        return {f"input_{i}": v for i, v in enumerate(example)}
+        example = (example,)
+    if isinstance(example, tuple | list):
+        if not example or not all(isinstance(v, torch.Tensor) for v in example):
+            raise ModelLoadError(
+                f"factory {source}: the example must be tensors, got {[type(v).__name__ for v in example]}"
+            )
+        labels = names[: len(example)] if len(names) >= len(example) else [f"input_{i}" for i in range(len(example))]
+        return dict(zip(labels, example, strict=True)), None
+    if isinstance(example, dict):
+        if not example or not all(isinstance(v, torch.Tensor) for v in example.values()):
+            raise ModelLoadError(f"factory {source}: the example dict must map forward()'s argument names to tensors")
+        accepts_kwargs = any(p.kind is p.VAR_KEYWORD for p in inspect.signature(module.forward).parameters.values())
+        unknown = [k for k in example if k not in names]
+        if unknown and not accepts_kwargs:
+            raise ModelLoadError(
+                f"factory {source}: example keys {unknown} are not arguments of {type(module).__name__}.forward(), "
+                f"which takes {names}: key the example by those names, or give a tuple in their order"
+            )
+        ordered = sorted(example, key=lambda k: names.index(k) if k in names else len(names))
+        return {str(k): example[k] for k in ordered}, 0
     raise ModelLoadError(
         f"factory {source} returned example inputs of type {type(example).__name__}: "
-        "give a tensor, a tuple of tensors or a dict of name -> tensor"
+        "give a tensor, a tuple or list of tensors, or a dict of forward() argument name -> tensor"
     )

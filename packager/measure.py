@@ -14,11 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from handlers.manifest import ModelMetrics
-from handlers.runtime import open_session
+from handlers.manifest import Manifest, ModelMetrics
+from handlers.runtime import ModelRuntime, open_session
+from handlers.tensors import Output
 from packager.data import Dataset
 from packager.errors import LambdafitError
-from packager.quality import Metric
+from packager.quality import Metric, Outputs
 
 EVAL_BATCH = 32
 LATENCY_WARMUP = 3
@@ -62,17 +63,24 @@ class Measurement:
         )
 
 
-def predict(session: Any, data: Dataset) -> list[np.ndarray]:
-    """All outputs of the model over the whole dataset, batch by batch."""
-    parts: list[list[np.ndarray]] = [session.run(None, batch) for batch in data.batches(EVAL_BATCH)]
-    return [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
+def candidate_runtime(path: Path, manifest: Manifest) -> ModelRuntime:
+    """The model as the handler runs it: its session settings, and its fixed-batch chunking."""
+    return ModelRuntime(manifest=manifest, session=open_session(path))
 
 
-def feed(data: Dataset, batch: int) -> dict[str, np.ndarray]:
-    rows = {k: np.ascontiguousarray(v[:batch]) for k, v in data.inputs.items()}
-    if len(next(iter(rows.values()))) < batch:
-        rows = {k: np.resize(v, (batch, *v.shape[1:])) for k, v in rows.items()}
-    return rows
+def predict(runtime: ModelRuntime, data: Dataset) -> Outputs:
+    """All outputs of the model over the whole dataset, batch by batch, joined along their batch axes
+    (an output without a batch axis keeps the first batch's value)."""
+    parts = [runtime.run(batch) for batch in data.batches(EVAL_BATCH)]
+    return {spec.name: _join([part[spec.name] for part in parts], spec.batch_axis) for spec in runtime.manifest.outputs}
+
+
+def _join(parts: list[Output], axis: int | None) -> Output:
+    if isinstance(parts[0], list):
+        return [row for part in parts for row in part]  # type: ignore[union-attr]
+    if axis is None or len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts, axis=axis)  # type: ignore[arg-type]
 
 
 def time_calls(call: Any, *, seconds: float = LATENCY_SECONDS) -> tuple[float, float]:
@@ -88,9 +96,13 @@ def time_calls(call: Any, *, seconds: float = LATENCY_SECONDS) -> tuple[float, f
     return float(np.percentile(times, 50)), float(np.percentile(times, 95))
 
 
-def latency(session: Any, data: Dataset, batch: int) -> tuple[float, float]:
-    rows = feed(data, batch)
-    return time_calls(lambda: session.run(None, rows))
+def latency(runtime: ModelRuntime, data: Dataset, rows: int) -> tuple[float, float]:
+    """`rows` rows through the runtime: one call, or one call per `rows` when no input has a batch axis."""
+    if not runtime.manifest.batched:
+        feed = data.feed(1)
+        return time_calls(lambda: [runtime.run(feed) for _ in range(rows)])
+    feed = data.feed(rows)
+    return time_calls(lambda: runtime.run(feed))
 
 
 def compressed_size(path: Path) -> int:
@@ -100,11 +112,12 @@ def compressed_size(path: Path) -> int:
         return handle.tell()
 
 
-def cold_start(path: Path, data: Dataset) -> dict[str, float]:
+def cold_start(path: Path, data: Dataset, rows: int) -> dict[str, float]:
     """Load and run the model once in a fresh interpreter (packager.probe) and read its numbers."""
     with tempfile.TemporaryDirectory(prefix="lambdafit-probe-") as tmp:
         feed_path = Path(tmp) / "feed.npz"
-        np.savez(feed_path, **feed(data, 1))  # type: ignore[arg-type]
+        feed = {k: v.astype(str) if v.dtype == object else v for k, v in data.feed(rows).items()}
+        np.savez(feed_path, **feed)  # type: ignore[arg-type]
         result = subprocess.run(
             [sys.executable, "-m", "packager.probe", str(path), str(feed_path)],
             capture_output=True,
@@ -117,17 +130,17 @@ def cold_start(path: Path, data: Dataset) -> dict[str, float]:
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
-def measure(path: Path, data: Dataset, reference: list[np.ndarray], metric: Metric) -> Measurement:
-    session = open_session(path)
-    outputs = predict(session, data)
-    p50, p95 = latency(session, data, batch=1)
-    p50_8, p95_8 = latency(session, data, batch=8)
-    del session
-    probe = cold_start(path, data)
+def measure(path: Path, data: Dataset, reference: Outputs, metric: Metric, manifest: Manifest) -> Measurement:
+    runtime = candidate_runtime(path, manifest)
+    outputs = predict(runtime, data)
+    p50, p95 = latency(runtime, data, rows=1)
+    p50_8, p95_8 = latency(runtime, data, rows=8)
+    del runtime
+    probe = cold_start(path, data, manifest.fixed_batch or 1)
     return Measurement(
         size_bytes=path.stat().st_size,
         compressed_bytes=compressed_size(path),
-        quality=metric.score(outputs, reference, data.labels),
+        quality=metric.score(outputs, reference),
         quality_kind=metric.kind,
         p50_ms=p50,
         p95_ms=p95,

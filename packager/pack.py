@@ -18,27 +18,37 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol
 
-import numpy as np
-
 from handlers.contract import RuntimeSettings, S3Uri
 from handlers.errors import plain, reason
-from handlers.manifest import Manifest, RuntimeHints, Task, TensorSpec, sha256_file
+from handlers.manifest import DimBounds, Manifest, RuntimeHints, Task, TensorSpec, sha256_file
 from handlers.runtime import open_session
 from packager import recipes
 from packager.bundle import BundleSpec, check_target, fill, staged
+from packager.classify import class_count, class_labels, find_classifier, label_indices, metadata_labels
 from packager.config import Arch, PackageType, PackConfig, split_factory
 from packager.cost import estimate
-from packager.data import Dataset, load_dataset, synthetic_dataset
-from packager.errors import LambdafitError
+from packager.data import Dataset, make_dataset, read_arrays, shapes, synthetic_dataset, with_defaults
+from packager.errors import LambdafitError, ModelLoadError
 from packager.export import export_torch
 from packager.fit import Candidate, Failed, FitResult, Measured, choose
 from packager.load import LoadedModel, LoadOptions, OnnxModel, TorchModel, load_factory, load_model
-from packager.measure import Measurement, measure, predict
+from packager.measure import Measurement, candidate_runtime, measure, predict
 from packager.preprocess import PreprocessingFiles, check_preprocessing, load_preprocessing
-from packager.quality import Metric, is_classifier, pick_metric
+from packager.quality import Metric, Outputs, pick_metric
 from packager.recipes.auto import auto_recipes
 from packager.report import Report
-from packager.signature import count_parameters, ctc_charset, read_metadata, read_signature
+from packager.signature import (
+    Probe,
+    assign_input_axes,
+    assign_output_axes,
+    count_parameters,
+    ctc_charset,
+    parse_batch_axes,
+    parse_dims,
+    read_metadata,
+    read_signature,
+    shapes_of,
+)
 from packager.size import ZIP_UPLOAD_LIMIT, PackageSize
 from packager.template import AppModel
 from packager.wheels import WheelSet, glibc_warning, vendor_wheels
@@ -51,7 +61,9 @@ class WheelSource(Protocol):
 
 
 class Measurer(Protocol):
-    def __call__(self, path: Path, data: Dataset, reference: list[np.ndarray], metric: Metric) -> Measurement: ...
+    def __call__(
+        self, path: Path, data: Dataset, reference: Outputs, metric: Metric, manifest: Manifest
+    ) -> Measurement: ...
 
 
 class Uploader(Protocol):
@@ -88,6 +100,7 @@ class Prepared:
     """The fp32 ONNX model every candidate starts from."""
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
+    dims: dict[str, DimBounds]
     data: Datasets
     preprocessing: PreprocessingFiles
     size: PackageSize
@@ -99,6 +112,8 @@ class Prepared:
 class Evaluated:
     fit: FitResult
     metric: Metric
+    manifest: Manifest
+    """What requests and answers look like (signature, classifier, labels), before a model is chosen."""
 
 
 @dataclass(frozen=True)
@@ -136,12 +151,19 @@ def prepare(config: PackConfig, work: Path, deps: Collaborators, progress: Progr
     diff = None
     if isinstance(model, OnnxModel):
         shutil.copyfile(model.path, baseline)
+        notes += model.notes
     else:
-        progress("exporting to ONNX (torch.onnx, dynamic batch)")
-        diff = export_torch(model, baseline).max_abs_diff
+        progress("exporting to ONNX (torch.onnx)")
+        exported = export_torch(model, baseline)
+        diff = exported.max_abs_diff
+        notes += exported.notes
     inputs, outputs = read_signature(baseline)
-    data = _datasets(config, inputs, notes)
+    inputs, data = _inputs_and_data(config, inputs, notes)
+    progress("running fp32 at two batch sizes to find the outputs' batch axes")
+    inputs, outputs = _probe_outputs(baseline, inputs, outputs, data.eval, notes)
     preprocessing = load_preprocessing(config.preprocess)
+    if config.preprocess is None and isinstance(model, OnnxModel) and model.preprocessing is not None:
+        preprocessing = model.preprocessing
     progress(f"vendoring runtime wheels for python{config.python} {config.arch.value}")
     extras = preprocessing.config.extras + (("tracing",) if config.tracing else ())
     wheels = deps.wheels(config.python, config.arch, extras)
@@ -155,6 +177,7 @@ def prepare(config: PackConfig, work: Path, deps: Collaborators, progress: Progr
         baseline=baseline,
         inputs=inputs,
         outputs=outputs,
+        dims=parse_dims(config.dims, inputs),
         data=data,
         preprocessing=preprocessing,
         size=PackageSize(config.package, config.limit, wheels),
@@ -163,10 +186,17 @@ def prepare(config: PackConfig, work: Path, deps: Collaborators, progress: Progr
     )
 
 
-def _datasets(config: PackConfig, inputs: tuple[TensorSpec, ...], notes: list[str]) -> Datasets:
-    eval_data = load_dataset(config.eval_data, inputs) if config.eval_data else None
-    calibration = load_dataset(config.calibration_data, inputs) if config.calibration_data else None
-    train = load_dataset(config.train_data, inputs) if config.train_data else None
+def _inputs_and_data(
+    config: PackConfig, inputs: tuple[TensorSpec, ...], notes: list[str]
+) -> tuple[tuple[TensorSpec, ...], Datasets]:
+    """The inputs' batch axes (named, given, or read off the data) and the data loaded along them."""
+    files = {role: path for role, path in (("eval", config.eval_data), ("calibration", config.calibration_data),
+                                           ("train", config.train_data)) if path is not None}  # fmt: skip
+    raw = {role: read_arrays(path) for role, path in files.items()}
+    first = next(iter(raw.values()), None)
+    inputs = assign_input_axes(inputs, parse_batch_axes(config.batch_axes), shapes(first[0], inputs) if first else None)
+    loaded = {role: make_dataset(arrays, labels, inputs, str(files[role])) for role, (arrays, labels) in raw.items()}
+    eval_data, calibration, train = loaded.get("eval"), loaded.get("calibration"), loaded.get("train")
     if eval_data is None:
         eval_data = calibration or train or synthetic_dataset(inputs)
         unlabelled = eval_data.labels is None and not config.calibration_data
@@ -178,17 +208,76 @@ def _datasets(config: PackConfig, inputs: tuple[TensorSpec, ...], notes: list[st
         calibration = train or eval_data
         if config.eval_data and train is None:
             notes.append("no --calibration data: calibrated on the --eval inputs, so static-int8 quality is optimistic")
-    return Datasets(eval=eval_data, calibration=calibration, train=train)
+    inputs = with_defaults(inputs, eval_data)
+    batches = {spec.name: spec.fixed_batch for spec in inputs if spec.batch_axis is not None}
+    if len(set(batches.values())) > 1:
+        raise ModelLoadError(
+            f"the inputs' batch axes disagree ({', '.join(s.describe() for s in inputs)}): name each input's "
+            "batch axis with --batch-axis NAME=AXIS, or NAME=none for an input given once per request"
+        )
+    return inputs, Datasets(eval=eval_data, calibration=calibration, train=train)
+
+
+def _probe_outputs(
+    baseline: Path, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...], data: Dataset, notes: list[str]
+) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    """Run fp32 with one row and with three: the outputs' batch axes and real shapes. A graph that
+    declares a dynamic batch but only runs one row is then served one row per call."""
+    try:
+        session = open_session(baseline)
+    except Exception as exc:
+        raise LambdafitError(f"onnxruntime cannot load the model: {reason(exc)}") from exc
+    names = [spec.name for spec in outputs]
+    fixed = next((spec.fixed_batch for spec in inputs if spec.batch_axis is not None), None)
+    batched = any(spec.batch_axis is not None for spec in inputs)
+
+    def run(rows: int) -> dict[str, object]:
+        return dict(zip(names, session.run(names, data.feed(rows)), strict=True))
+
+    try:
+        small = run(fixed or 1)
+    except Exception as exc:
+        raise LambdafitError(
+            f"onnxruntime cannot run the model on {data.source}: {reason(exc)}. Give --eval data shaped like real "
+            "requests, and --batch-axis NAME=AXIS where a batch is not on the first axis"
+        ) from exc
+    large_rows = None if fixed or not batched else 3
+    large = None
+    if large_rows:
+        try:
+            large = run(large_rows)
+        except Exception as exc:
+            notes.append(f"the model fails with {large_rows} rows ({reason(exc)}): it is served one row per call")
+            inputs = tuple(_fix_batch(spec) for spec in inputs)
+            fixed, large_rows = 1, None
+    found = Probe(shapes_of(small), shapes_of(large) if large else {}, fixed or 1, large_rows)
+    return inputs, assign_output_axes(outputs, found, fixed)
+
+
+def _fix_batch(spec: TensorSpec) -> TensorSpec:
+    if spec.batch_axis is None:
+        return spec
+    shape = list(spec.shape)
+    shape[spec.batch_axis] = 1
+    return replace(spec, shape=tuple(shape))
 
 
 def evaluate(prepared: Prepared, deps: Collaborators, progress: Progress) -> Evaluated:
     config, data = prepared.config, prepared.data
     progress("running fp32 for reference outputs")
+    provisional = Manifest(
+        name=config.name,
+        version="candidate",
+        sha256="",
+        inputs=prepared.inputs,
+        outputs=prepared.outputs,
+        dims=prepared.dims,
+    )
     try:
-        reference = predict(open_session(prepared.baseline), data.eval)
+        reference = predict(candidate_runtime(prepared.baseline, provisional), data.eval)
     except Exception as exc:
-        raise LambdafitError(f"onnxruntime cannot run the model: {reason(exc)}") from exc
-    metric = pick_metric(reference, data.eval.labels, ctc_charset(read_metadata(prepared.baseline)))
+        raise LambdafitError(f"onnxruntime cannot run the model on {data.eval.source}: {reason(exc)}") from exc
+    manifest, metric = _interface(prepared, provisional, reference)
     ctx = recipes.RecipeContext(
         work_dir=prepared.work,
         calibration=data.calibration,
@@ -201,7 +290,7 @@ def evaluate(prepared: Prepared, deps: Collaborators, progress: Progress) -> Eva
     candidates: list[Candidate] = []
     for number, recipe in enumerate(plan, start=1):
         progress(f"[{number}/{len(plan)}] {recipe.name}: transforming and measuring")
-        candidates.append(_candidate(recipe, prepared, ctx, deps, reference, metric))
+        candidates.append(_candidate(recipe, prepared, ctx, deps, reference, metric, manifest))
     baseline = candidates[0]
     if not isinstance(baseline, Measured):
         raise LambdafitError(f"the fp32 model itself cannot run in onnxruntime: {baseline.error}")
@@ -213,7 +302,45 @@ def evaluate(prepared: Prepared, deps: Collaborators, progress: Progress) -> Eva
         objective=config.objective,
         allow_slower=config.allow_slower,
     )
-    return Evaluated(fit=fit, metric=metric)
+    return Evaluated(fit=fit, metric=metric, manifest=manifest)
+
+
+def _interface(prepared: Prepared, provisional: Manifest, reference: Outputs) -> tuple[Manifest, Metric]:
+    """Whether the model classifies (and its class names), and the quality metric that fits."""
+    config, labels = prepared.config, prepared.data.eval.labels
+    metadata = read_metadata(prepared.baseline)
+    known = len(config.labels or prepared.model.labels) or None
+    classifier = find_classifier(prepared.outputs, reference, config.classifier_output, known)
+    names: tuple[str, ...] = ()
+    if classifier is not None:
+        spec = next(s for s in prepared.outputs if s.name == classifier)
+        count = class_count(spec, reference[classifier]) or 0
+        names = class_labels(
+            count,
+            given=config.labels,
+            model=prepared.model.labels,
+            metadata=metadata_labels(metadata),
+            output=classifier,
+        )
+    elif config.labels:
+        raise LambdafitError(
+            f"--labels names classes, but no output looks like class scores ({', '.join(s.describe() for s in prepared.outputs)}): "
+            "name the output with --classifier-output"
+        )
+    charset = ctc_charset(metadata)
+    metric = pick_metric(
+        reference,
+        prepared.outputs,
+        classifier=classifier,
+        label_indices=label_indices(labels, names, prepared.data.eval.source)
+        if classifier is not None and labels is not None
+        else None,
+        label_names=names,
+        text_labels=labels if labels is not None and labels.dtype.kind in "US" else None,
+        charset=charset,
+    )
+    task = Task.CLASSIFICATION if classifier is not None else Task.GENERIC
+    return replace(provisional, classifier_output=classifier, labels=names, task=task), metric
 
 
 def _plan(config: PackConfig, baseline: Path, ctx: recipes.RecipeContext) -> list[recipes.Recipe]:
@@ -234,13 +361,14 @@ def _candidate(
     prepared: Prepared,
     ctx: recipes.RecipeContext,
     deps: Collaborators,
-    reference: list[np.ndarray],
+    reference: Outputs,
     metric: Metric,
+    manifest: Manifest,
 ) -> Candidate:
     """One recipe applied and measured; its failure is a Failed candidate, never the end of the pack."""
     try:
         path = recipe.apply(prepared.baseline, ctx)
-        measured = deps.measure(path, prepared.data.eval, reference, metric)
+        measured = deps.measure(path, prepared.data.eval, reference, metric, manifest)
         parameters = count_parameters(path)
     except Exception as exc:
         return Failed(recipe.name, reason(exc), _detail(exc))
@@ -325,14 +453,10 @@ def assemble(prepared: Prepared, evaluated: Evaluated, deps: Collaborators, prog
 def _manifest(prepared: Prepared, evaluated: Evaluated, memory_mb: int) -> Manifest:
     chosen, baseline = evaluated.fit.chosen, evaluated.fit.baseline
     digest = sha256_file(chosen.path)
-    return Manifest(
-        name=prepared.config.name,
+    return replace(
+        evaluated.manifest,
         version=digest[:12],
         sha256=digest,
-        inputs=prepared.inputs,
-        outputs=prepared.outputs,
-        task=Task.CLASSIFICATION if is_classifier(evaluated.metric) else Task.GENERIC,
-        labels=prepared.config.labels or prepared.model.labels,
         recipe=chosen.recipe,
         metrics=chosen.measurement.to_manifest(baseline),
         runtime=RuntimeHints(memory_mb=memory_mb),
@@ -340,6 +464,7 @@ def _manifest(prepared: Prepared, evaluated: Evaluated, memory_mb: int) -> Manif
     )
 
 
-def _sample(data: Dataset, specs: tuple[TensorSpec, ...]) -> object:
-    rows = {spec.name: data.inputs[spec.name][:1].tolist() for spec in specs}
-    return rows[specs[0].name] if len(specs) == 1 else rows
+def _sample(data: Dataset, specs: tuple[TensorSpec, ...]) -> dict[str, object]:
+    """One row of each input that a request must send, as JSON."""
+    row = data.feed(1)
+    return {spec.name: row[spec.name].tolist() for spec in specs if spec.default is None}

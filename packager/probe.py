@@ -32,7 +32,10 @@ def main(model: str, feed_path: str) -> None:
     session = open_session(Path(model))
     created = time.perf_counter()
     with np.load(feed_path, allow_pickle=False) as archive:
-        feed = {key: archive[key] for key in archive.files}
+        feed = {
+            key: archive[key].astype(object) if archive[key].dtype.kind == "U" else archive[key]
+            for key in archive.files
+        }
     session.run(None, feed)
     first = time.perf_counter()
     print(

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from packager.data import Dataset
+from packager.errors import RecipeError
+from packager.load import TorchModel
 
 if TYPE_CHECKING:
     import torch
@@ -18,7 +20,7 @@ TEMPERATURE = 2.0
 SEED = 0
 
 
-def distill(teacher: torch.nn.Module, student: torch.nn.Module, data: Dataset, epochs: int = EPOCHS) -> float:
+def distill(teacher: TorchModel, student: torch.nn.Module, data: Dataset, epochs: int = EPOCHS) -> float:
     """Train `student` to match `teacher`: KL on softened logits for 2-D outputs, MSE otherwise.
 
     Returns the last epoch's mean loss. Labels, if the data has them, are not used."""
@@ -26,20 +28,24 @@ def distill(teacher: torch.nn.Module, student: torch.nn.Module, data: Dataset, e
     from torch.nn import functional as F
 
     torch.manual_seed(SEED)
-    inputs = [torch.from_numpy(np.ascontiguousarray(v)) for v in data.inputs.values()]
+    names = list(teacher.example_inputs)
+    axes = [data.axes[name] for name in names]
+    if any(axis not in (0, None) for axis in axes):
+        raise RecipeError("distillation takes inputs batched on axis 0")
+    inputs = [torch.from_numpy(np.ascontiguousarray(data.inputs[name])) for name in names]
     generator = torch.Generator().manual_seed(SEED)
     optimizer = torch.optim.Adam(student.parameters(), lr=LEARNING_RATE)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-    teacher.eval()
+    teacher.module.eval()
     student.train()
     last = 0.0
     for _ in range(epochs):
         losses = []
         for index in torch.randperm(len(data), generator=generator).split(BATCH):  # type: ignore[no-untyped-call]
-            batch = [x[index] for x in inputs]
+            batch = [x[index] if axis is not None else x for x, axis in zip(inputs, axes, strict=True)]
             with torch.no_grad():
-                target = _first(teacher(*batch))
-            output = _first(student(*batch))
+                target = _first(teacher.call(teacher.module, batch))
+            output = _first(teacher.call(student, batch))
             if output.ndim == 2 and output.shape[1] > 1:
                 loss = F.kl_div(
                     F.log_softmax(output / TEMPERATURE, dim=1),
@@ -59,8 +65,6 @@ def distill(teacher: torch.nn.Module, student: torch.nn.Module, data: Dataset, e
 
 
 def _first(result: object) -> torch.Tensor:
-    import torch
+    from packager.export import flatten
 
-    if isinstance(result, torch.Tensor):
-        return result
-    return next(iter(result))  # type: ignore[call-overload, no-any-return]
+    return flatten(result)[0][1]

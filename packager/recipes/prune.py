@@ -4,6 +4,7 @@ distillation from the unpruned teacher to win back accuracy; and distillation in
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 
 from packager.errors import RecipeError
@@ -15,7 +16,7 @@ from packager.recipes.distill import distill
 def _export(module: object, teacher: TorchModel, target: Path) -> None:
     from packager.export import export_torch
 
-    student = TorchModel(module=module, example_inputs=teacher.example_inputs, source=f"{teacher.source} (student)")  # type: ignore[arg-type]
+    student = dataclasses.replace(teacher, module=module, source=f"{teacher.source} (student)")  # type: ignore[arg-type]
     export_torch(student, target, atol=1e-3)
 
 
@@ -47,7 +48,7 @@ class Prune(Transform):
             ignored_layers=[layers[-1]],
         )
         pruner.step()
-        distill(teacher.module, student, ctx.train or ctx.calibration)
+        distill(teacher, student, ctx.train or ctx.calibration)
         _export(student, teacher, target)
 
 
@@ -57,5 +58,5 @@ class Student(Transform):
         if ctx.student is None:
             raise RecipeError("the student recipe needs --student file.py:function returning the smaller module")
         student = copy.deepcopy(ctx.student.module)
-        distill(teacher.module, student, ctx.train or ctx.calibration)
+        distill(teacher, student, ctx.train or ctx.calibration)
         _export(student, teacher, target)

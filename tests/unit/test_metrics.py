@@ -10,7 +10,8 @@ from aws_lambda_powertools.metrics import Metrics
 
 from handlers.app import Endpoint, dispatch
 from handlers.manifest import Manifest, TensorSpec
-from handlers.runtime import Service, decode_inputs
+from handlers.runtime import Service
+from handlers.tensors import decode_inputs
 from tests.conftest import load_event
 
 
@@ -23,7 +24,7 @@ class FakeRuntime:
     )  # fmt: skip
 
     def decode(self, payload: object) -> dict[str, np.ndarray]:
-        return decode_inputs(payload, self.manifest.inputs)
+        return decode_inputs(payload, self.manifest)
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {"logits": np.zeros((len(inputs["x"]), 10), dtype=np.float32)}

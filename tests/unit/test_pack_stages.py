@@ -63,7 +63,7 @@ def tiny_model(path: Path) -> Path:
     return path
 
 
-def fake_measure(path: Path, data: Any, reference: list[np.ndarray], metric: Any) -> Measurement:
+def fake_measure(path: Path, data: Any, reference: Any, metric: Any, manifest: Any) -> Measurement:
     """Size and quality by the last step in the file name: the recipe's own figures, deterministic."""
     last = path.stem.split("+")[-1]
     size = SIZES.get(last, 4000)

@@ -1,0 +1,278 @@
+"""Tensors in and out: what a request may send for each input (checked against the manifest's signature
+before anything runs), how rows are split for fixed-batch graphs, and outputs as JSON."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from handlers.errors import BadRequestError, ManifestError
+from handlers.manifest import Manifest, TensorSpec
+
+MAX_INPUT_ELEMENTS = 4_000_000
+"""More numbers than a 6 MB JSON body can carry; a bound on work before anything is allocated."""
+
+_NUMPY_DTYPES: dict[str, np.dtype[Any]] = {
+    name: np.dtype(name)
+    for name in (
+        "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+        "float16", "float32", "float64",
+    )
+} | {"string": np.dtype(object)}  # fmt: skip
+
+Output = np.ndarray | list[dict[Any, Any]]
+"""What onnxruntime returns for one output: an array, or a list of maps (ZipMap)."""
+
+
+def numpy_dtype(spec: TensorSpec) -> np.dtype[Any]:
+    try:
+        return _NUMPY_DTYPES[spec.dtype]
+    except KeyError:
+        raise ManifestError(f"input {spec.name} has dtype {spec.dtype}, which the handler cannot feed") from None
+
+
+def shape_text(shape: tuple[Any, ...]) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def to_array(value: Any, spec: TensorSpec) -> np.ndarray:
+    """A JSON value as the array `spec` describes (shape checked later), or what is wrong with it."""
+    if not spec.shape:
+        if isinstance(value, list):
+            raise BadRequestError(f"input {spec.name} is a single value ({spec.dtype}), not a list", code="wrong_shape")
+    elif not isinstance(value, list):
+        raise BadRequestError(
+            f"input {spec.name} must be a nested list shaped {shape_text(spec.shape)}, got {type(value).__name__}",
+            code="wrong_shape",
+        )
+    if spec.dtype == "string":
+        return _strings(value, spec)
+    try:
+        raw = np.array(value)
+    except ValueError as exc:
+        raise BadRequestError(
+            f"input {spec.name} is ragged: every row must have the same length ({exc})", code="wrong_shape"
+        ) from exc
+    if raw.size > MAX_INPUT_ELEMENTS:
+        raise BadRequestError(f"input {spec.name} has {raw.size} values; the limit is {MAX_INPUT_ELEMENTS}")
+    return cast_array(raw, spec)
+
+
+def _strings(value: Any, spec: TensorSpec) -> np.ndarray:
+    try:
+        raw = np.array(value, dtype=object)
+    except ValueError as exc:
+        raise BadRequestError(f"input {spec.name} is ragged ({exc})", code="wrong_shape") from exc
+    if raw.size > MAX_INPUT_ELEMENTS:
+        raise BadRequestError(f"input {spec.name} has {raw.size} values; the limit is {MAX_INPUT_ELEMENTS}")
+    if not all(isinstance(item, str) for item in raw.flat):
+        raise BadRequestError(f"input {spec.name} must hold strings", code="wrong_dtype")
+    return raw
+
+
+def cast_array(raw: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    dtype = numpy_dtype(spec)
+    if raw.size == 0:
+        return raw.astype(dtype)
+    if raw.dtype.kind == "O" and all(type(v) in (int, float) for v in raw.flat):
+        raw = raw.astype(np.float64)  # integers too large for int64 arrive as Python objects
+    kind = raw.dtype.kind
+    if kind not in "biuf":
+        found = "strings" if kind in "US" else "objects or nulls"
+        raise BadRequestError(
+            f"input {spec.name} must hold only numbers ({spec.dtype}), found {found}", code="wrong_dtype"
+        )
+    if dtype.kind == "b":
+        if kind != "b":
+            raise BadRequestError(f"input {spec.name} must hold true/false values", code="wrong_dtype")
+        return raw.astype(dtype)
+    if kind == "b":
+        raise BadRequestError(f"input {spec.name} must hold numbers ({spec.dtype}), not true/false", code="wrong_dtype")
+    if dtype.kind in "iu":
+        if kind == "f" and not (np.all(np.isfinite(raw)) and np.all(raw == np.floor(raw))):
+            raise BadRequestError(
+                f"input {spec.name} must hold integers ({spec.dtype}), found fractional values", code="wrong_dtype"
+            )
+        info = np.iinfo(dtype)
+        if raw.min() < info.min or raw.max() > info.max:
+            raise BadRequestError(
+                f"input {spec.name} has values outside the range of {spec.dtype} [{info.min}, {info.max}]",
+                code="wrong_dtype",
+            )
+        return raw.astype(dtype)
+    with np.errstate(over="ignore"):
+        cast = raw.astype(dtype)
+    if not np.all(np.isfinite(cast)):
+        raise BadRequestError(f"input {spec.name} has values too large for {spec.dtype}", code="wrong_dtype")
+    return cast
+
+
+def check_shape(shape: tuple[int, ...], spec: TensorSpec, manifest: Manifest) -> None:
+    expected = spec.shape
+    if len(shape) != len(expected):
+        hint = ""
+        if len(shape) == len(expected) - 1 and spec.batch_axis == 0:
+            hint = "; wrap a single example in a list to make a batch of one"
+        raise BadRequestError(
+            f"input {spec.name} must be shaped {shape_text(expected)}, got {list(shape)}{hint}", code="wrong_shape"
+        )
+    for axis, (got, want) in enumerate(zip(shape, expected, strict=True)):
+        if got == 0:
+            raise BadRequestError(f"input {spec.name} is empty along axis {axis}", code="wrong_shape")
+        if axis == spec.batch_axis:
+            continue  # any number of rows: fixed-batch graphs are fed in chunks of their batch
+        if isinstance(want, int) and want > 0 and got != want:
+            raise BadRequestError(
+                f"input {spec.name} must be shaped {shape_text(expected)}, got {list(shape)} "
+                f"(axis {axis} is {got}, expected {want})",
+                code="wrong_shape",
+            )
+        bounds = manifest.dims.get(want) if isinstance(want, str) else None
+        if bounds is not None and not (bounds.min <= got and (bounds.max is None or got <= bounds.max)):
+            raise BadRequestError(
+                f"input {spec.name}: dimension {want} (axis {axis}) is {got}; this model takes {bounds.describe()}",
+                code="wrong_shape",
+            )
+
+
+def decode_inputs(payload: Any, manifest: Manifest) -> dict[str, np.ndarray]:
+    """`{"inputs": array}` when one input must be sent, or `{"inputs": {name: array}}` for any model.
+    Inputs given once per request (no batch axis) may be left out when the manifest has a default."""
+    if not isinstance(payload, dict) or "inputs" not in payload:
+        raise BadRequestError('the body must be a JSON object with an "inputs" field', code="bad_request")
+    specs = manifest.inputs
+    inputs = payload["inputs"]
+    required = [spec.name for spec in specs if spec.default is None]
+    if not isinstance(inputs, dict):
+        if len(required) != 1:
+            raise BadRequestError(
+                f'this model takes {len(specs)} inputs: send "inputs" as an object keyed by {[s.name for s in specs]}',
+            )
+        inputs = {required[0]: inputs}
+    names = [spec.name for spec in specs]
+    unknown = sorted(set(inputs) - set(names))
+    missing = [name for name in required if name not in inputs]
+    if unknown or missing:
+        raise BadRequestError(
+            f"inputs must be {names} (those with defaults may be left out); missing {missing}, unknown {unknown}",
+            code="wrong_inputs",
+        )
+    arrays = {}
+    for spec in specs:
+        value = inputs.get(spec.name, spec.default)
+        array = to_array(value, spec)
+        check_shape(array.shape, spec, manifest)
+        arrays[spec.name] = array
+    check_rows(arrays, manifest)
+    return arrays
+
+
+def check_rows(arrays: dict[str, np.ndarray], manifest: Manifest) -> int:
+    """Inputs that share a symbolic dimension must agree on its size, and batched inputs on their rows.
+    Returns the number of rows (1 for a model whose inputs all come once per request)."""
+    sizes: dict[str, tuple[str, int]] = {}
+    rows: tuple[str, int] | None = None
+    for spec in manifest.inputs:
+        shape = arrays[spec.name].shape
+        for axis, dim in enumerate(spec.shape):
+            if isinstance(dim, str) and axis != spec.batch_axis:
+                if dim in sizes and sizes[dim][1] != shape[axis]:
+                    other, size = sizes[dim]
+                    raise BadRequestError(
+                        f"dimension {dim} is {size} in input {other} but {shape[axis]} in input {spec.name}",
+                        code="wrong_shape",
+                    )
+                sizes.setdefault(dim, (spec.name, shape[axis]))
+        if spec.batch_axis is not None:
+            count = shape[spec.batch_axis]
+            if rows is not None and rows[1] != count:
+                raise BadRequestError(
+                    f"input {rows[0]} has {rows[1]} rows but input {spec.name} has {count}", code="wrong_shape"
+                )
+            rows = rows or (spec.name, count)
+    count = rows[1] if rows else 1
+    fixed = manifest.fixed_batch
+    if fixed is not None and count != fixed and not splittable(manifest):
+        raise BadRequestError(
+            f"this model takes exactly {fixed} row{'s' if fixed > 1 else ''} per request, got {count}: "
+            "its outputs have no batch axis to join smaller calls by",
+            code="wrong_shape",
+        )
+    return count
+
+
+def splittable(manifest: Manifest) -> bool:
+    """A fixed-batch model serves any number of rows when every output has a batch axis to join by."""
+    return all(spec.batch_axis is not None for spec in manifest.outputs)
+
+
+def run_in_chunks(run: Any, arrays: dict[str, np.ndarray], manifest: Manifest, rows: int) -> dict[str, Output]:
+    """Feed a fixed-batch graph `fixed` rows at a time (the last chunk padded by repeating its last row)
+    and join the outputs along their batch axes, without the padding."""
+    fixed = manifest.fixed_batch
+    assert fixed is not None
+    parts: list[dict[str, Output]] = []
+    for start in range(0, rows, fixed):
+        chunk = {}
+        for spec in manifest.inputs:
+            array = arrays[spec.name]
+            if spec.batch_axis is None:
+                chunk[spec.name] = array
+                continue
+            index = np.minimum(np.arange(start, start + fixed), rows - 1)
+            chunk[spec.name] = np.take(array, index, axis=spec.batch_axis)
+        parts.append(run(chunk))
+    joined: dict[str, Output] = {}
+    for spec in manifest.outputs:
+        pieces = [part[spec.name] for part in parts]
+        axis = spec.batch_axis
+        assert axis is not None
+        if isinstance(pieces[0], list):
+            joined[spec.name] = [row for piece in pieces for row in piece][:rows]  # type: ignore[union-attr]
+        else:
+            whole: np.ndarray = np.concatenate(pieces, axis=axis)  # type: ignore[arg-type]
+            joined[spec.name] = np.take(whole, np.arange(rows), axis=axis)
+    return joined
+
+
+def to_json(value: Output) -> Any:
+    """An output as JSON: arrays as nested lists, maps with their keys as strings."""
+    if isinstance(value, list):
+        return [{str(k): _plain(v) for k, v in row.items()} for row in value]
+    if value.dtype == object:
+        return [str(v) if not isinstance(v, str) else v for v in value.ravel()] if value.ndim else str(value)
+    return value.tolist()
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def scores_matrix(value: Output, labels: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Class scores as [rows, classes] with their labels: from a score matrix, or from ZipMap maps."""
+    if isinstance(value, list):
+        keys = tuple(str(k) for k in value[0]) if value else labels
+        return np.array([[float(row[k]) for k in row] for row in value], dtype=np.float64), keys
+    return value.reshape(value.shape[0], -1).astype(np.float64), labels
+
+
+def top_k(value: Output, labels: tuple[str, ...], k: int) -> list[dict[str, Any]]:
+    """Per row: the best label, its probability and the k best, from logits or probabilities."""
+    rows, names = scores_matrix(value, labels)
+    if not np.allclose(rows.sum(axis=1), 1.0, atol=1e-3) or rows.min() < 0:
+        shifted = rows - rows.max(axis=1, keepdims=True)
+        rows = np.exp(shifted)
+        rows /= rows.sum(axis=1, keepdims=True)
+    k = min(k, rows.shape[1])
+    predictions = []
+    for row in rows:
+        order = np.argsort(-row, kind="stable")[:k]
+        best = [{"label": names[i] if i < len(names) else str(i), "score": _round(row[i])} for i in order]
+        predictions.append({"label": best[0]["label"], "score": best[0]["score"], "top_k": best})
+    return predictions
+
+
+def _round(value: float) -> float:
+    return float(f"{value:.6g}") if math.isfinite(value) else 0.0
