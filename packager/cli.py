@@ -91,6 +91,13 @@ def pack(
     ] = None,
     tracing: Annotated[bool, typer.Option(help="X-Ray traces from inside the function (powertools Tracer)")] = False,
     force: Annotated[bool, typer.Option(help="replace an existing bundle of the same name")] = False,
+    trust_pickle: Annotated[
+        bool,
+        typer.Option(
+            help="load a .joblib/.pkl MODEL with pickle at pack time, which runs the code inside it (only for "
+            "files you made or trust); the bundle ships ONNX only"
+        ),
+    ] = False,
 ) -> None:
     """Export, optimize and measure MODEL, choose the best candidate that fits, write a SAM bundle."""
     from packager.config import Budget, PackConfig
@@ -123,6 +130,7 @@ def pack(
             provisioned_concurrency=provisioned_concurrency,
             preprocess=preprocess,
             tracing=tracing,
+            trust_pickle=trust_pickle,
             **({"python": python} if python is not None else {}),
         )
         with err.status("packing") as status:

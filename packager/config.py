@@ -153,6 +153,8 @@ class PackConfig:
     """JSON describing image or text requests (handlers.manifest preprocessing); tensors only when absent."""
     wheel_dir: Path | None = None
     force: bool = False
+    trust_pickle: bool = False
+    """Load a .joblib/.pkl MODEL with pickle at pack time (it runs the file's code); the bundle ships ONNX only."""
 
     def __post_init__(self) -> None:
         self._coerce()

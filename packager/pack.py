@@ -127,8 +127,10 @@ def pack(config: PackConfig, progress: Progress = _quiet, collaborators: Collabo
 def prepare(config: PackConfig, work: Path, deps: Collaborators, progress: Progress) -> Prepared:
     notes: list[str] = []
     progress(f"loading {config.model}")
-    options = LoadOptions(work_dir=work)
+    options = LoadOptions(work_dir=work, trust_pickle=config.trust_pickle)
     model = load_model(config.model, options)
+    if isinstance(model, OnnxModel):
+        notes.extend(model.notes)
     student = load_factory(*split_factory(config.student, "--student"), options) if config.student else None
     if student is not None and not isinstance(student, TorchModel):
         raise LambdafitError(f"--student {config.student} must return a torch module to distill into")
