@@ -101,6 +101,13 @@ def pack(
         str | None, typer.Option(help="the output holding class scores, when its name does not say so")
     ] = None,
     force: Annotated[bool, typer.Option(help="replace an existing bundle of the same name")] = False,
+    trust_pickle: Annotated[
+        bool,
+        typer.Option(
+            help="load a .joblib/.pkl MODEL with pickle at pack time, which runs the code inside it (only for "
+            "files you made or trust); the bundle ships ONNX only"
+        ),
+    ] = False,
 ) -> None:
     """Export, optimize and measure MODEL, choose the best candidate that fits, write a SAM bundle."""
     from packager.config import Budget, PackConfig, resolve
@@ -137,6 +144,7 @@ def pack(
             batch_axes=tuple(batch_axis),
             dims=tuple(dim),
             classifier_output=classifier_output,
+            trust_pickle=trust_pickle,
         )
         with err.status("packing") as status:
             result = run_pack(config, progress=lambda message: status.update(message))

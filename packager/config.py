@@ -159,6 +159,8 @@ class PackConfig:
     """The output holding class scores, when its name does not say so."""
     wheel_dir: Path | None = None
     force: bool = False
+    trust_pickle: bool = False
+    """Load a .joblib/.pkl MODEL with pickle at pack time (it runs the file's code); the bundle ships ONNX only."""
 
     def __post_init__(self) -> None:
         self._coerce()

@@ -142,7 +142,7 @@ def pack(config: PackConfig, progress: Progress = _quiet, collaborators: Collabo
 def prepare(config: PackConfig, work: Path, deps: Collaborators, progress: Progress) -> Prepared:
     notes: list[str] = []
     progress(f"loading {config.model}")
-    options = LoadOptions(work_dir=work)
+    options = LoadOptions(work_dir=work, trust_pickle=config.trust_pickle)
     model = load_model(config.model, options)
     student = load_factory(*split_factory(config.student, "--student"), options) if config.student else None
     if student is not None and not isinstance(student, TorchModel):
