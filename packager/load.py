@@ -64,6 +64,9 @@ class TorchModel:
     dynamic_axes: dict[str, dict[int, str]] = field(default_factory=dict)
     """Axes beyond the batch that may change size, by input: declared by the factory or seen to differ
     between two examples."""
+    preprocessing: PreprocessingFiles | None = None
+    """How clients may send requests other than tensors (a checkpoint's tokenizer), when known."""
+    notes: tuple[str, ...] = ()
 
     def call(self, module: torch.nn.Module, tensors: Sequence[torch.Tensor]) -> Any:
         """Run `module` (this model or a pruned copy) on tensors in input order."""

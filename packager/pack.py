@@ -156,13 +156,13 @@ def prepare(config: PackConfig, work: Path, deps: Collaborators, progress: Progr
         progress("exporting to ONNX (torch.onnx)")
         exported = export_torch(model, baseline)
         diff = exported.max_abs_diff
-        notes += exported.notes
+        notes += model.notes + exported.notes
     inputs, outputs = read_signature(baseline)
     inputs, data = _inputs_and_data(config, inputs, notes)
     progress("running fp32 at two batch sizes to find the outputs' batch axes")
     inputs, outputs = _probe_outputs(baseline, inputs, outputs, data.eval, notes)
     preprocessing = load_preprocessing(config.preprocess)
-    if config.preprocess is None and isinstance(model, OnnxModel) and model.preprocessing is not None:
+    if config.preprocess is None and model.preprocessing is not None:
         preprocessing = model.preprocessing
     progress(f"vendoring runtime wheels for python{config.python} {config.arch.value}")
     extras = preprocessing.config.extras + (("tracing",) if config.tracing else ())
