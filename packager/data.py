@@ -29,6 +29,7 @@ class Dataset:
     """Each input's batch axis, or None for an input given once."""
     labels: np.ndarray | None
     source: str
+    synthetic: bool = False
 
     def __len__(self) -> int:
         for name, axis in self.axes.items():
@@ -150,7 +151,10 @@ def _conform(array: np.ndarray, spec: TensorSpec, source: str) -> np.ndarray:
 
 
 def with_defaults(specs: tuple[TensorSpec, ...], data: Dataset) -> tuple[TensorSpec, ...]:
-    """Inputs given once per request take their value from the data as their default, when small."""
+    """Inputs given once per request take their value from the user's data as their default, when small
+    (never from synthetic data: a made-up sample rate is no default)."""
+    if data.synthetic:
+        return specs
     out = []
     for spec in specs:
         value = data.inputs[spec.name]
@@ -178,7 +182,9 @@ def synthetic_dataset(specs: tuple[TensorSpec, ...], rows: int = 64, seed: int =
         else:
             inputs[spec.name] = rng.integers(0, 2, shape).astype(spec.dtype)
     axes = {spec.name: spec.batch_axis for spec in specs}
-    return Dataset(inputs=inputs, axes=axes, labels=None, source="synthetic inputs drawn from the signature")
+    return Dataset(
+        inputs=inputs, axes=axes, labels=None, source="synthetic inputs drawn from the signature", synthetic=True
+    )
 
 
 def _synthetic_size(spec: TensorSpec, axis: int, dim: int | str, rows: int) -> int:

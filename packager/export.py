@@ -96,8 +96,8 @@ def export_torch(model: TorchModel, path: Path, *, atol: float = PARITY_ATOL) ->
         raise ExportError(f"{model.source}: output_names has {len(names)} names for {len(outputs)} outputs")
     dynamic = dynamic_axes(model)
     failures: list[str] = []
-    attempts = [("dynamo", dynamic), ("dynamo, batch axis only", {n: {0: BATCH_DIM} for n in model.example_inputs}),
-                ("TorchScript", dynamic)]  # fmt: skip
+    batch_only = {name: {a: label for a, label in axes.items() if label == BATCH_DIM} for name, axes in dynamic.items()}
+    attempts = [("dynamo", dynamic), ("dynamo, batch axis only", batch_only), ("TorchScript", dynamic)]
     for label, axes in attempts:
         if label.startswith("dynamo, batch") and axes == dynamic:
             continue
@@ -122,9 +122,13 @@ def dynamic_axes(model: TorchModel) -> dict[str, dict[int, str]]:
     import torch
 
     axes: dict[str, dict[int, str]] = {}
+    declares_batch = any(BATCH_DIM in declared.values() for declared in model.dynamic_axes.values())
     for name, tensor in model.example_inputs.items():
-        axes[name] = {0: BATCH_DIM} if tensor.dim() else {}
-        axes[name] |= model.dynamic_axes.get(name, {})
+        declared = model.dynamic_axes.get(name, {})
+        if declares_batch or not tensor.dim():
+            axes[name] = dict(declared)  # the factory says where the batch is (a seq-first RNN: axis 1)
+            continue
+        axes[name] = {0: BATCH_DIM} | declared
         if tensor.dim() == 2 and not tensor.dtype.is_floating_point and tensor.dtype != torch.bool:
             axes[name].setdefault(1, "sequence")
     return axes
@@ -208,8 +212,8 @@ def parity(model: TorchModel, path: Path, axes: dict[str, dict[int, str]], batch
     feeds = {}
     for name, example in model.example_inputs.items():
         sizes = list(example.shape)
-        for axis in axes.get(name, {}):
-            sizes[axis] = batch if axis == 0 else max(2, sizes[axis] + 3)
+        for axis, label in axes.get(name, {}).items():
+            sizes[axis] = batch if label == BATCH_DIM else max(2, sizes[axis] + 3)
         if example.dtype.is_floating_point:
             feeds[name] = torch.rand(sizes, generator=generator, dtype=example.dtype)
         else:

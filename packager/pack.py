@@ -114,6 +114,7 @@ class Evaluated:
     metric: Metric
     manifest: Manifest
     """What requests and answers look like (signature, classifier, labels), before a model is chosen."""
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,8 @@ def prepare(config: PackConfig, work: Path, deps: Collaborators, progress: Progr
         diff = exported.max_abs_diff
         notes += model.notes + exported.notes
     inputs, outputs = read_signature(baseline)
+    if isinstance(model, TorchModel):
+        inputs = _example_defaults(inputs, model)
     inputs, data = _inputs_and_data(config, inputs, notes)
     progress("running fp32 at two batch sizes to find the outputs' batch axes")
     inputs, outputs = _probe_outputs(baseline, inputs, outputs, data.eval, notes)
@@ -183,6 +186,17 @@ def prepare(config: PackConfig, work: Path, deps: Collaborators, progress: Progr
         size=PackageSize(config.package, config.limit, wheels),
         export_diff=diff,
         notes=tuple(notes),
+    )
+
+
+def _example_defaults(inputs: tuple[TensorSpec, ...], model: TorchModel) -> tuple[TensorSpec, ...]:
+    """A torch input given as a 0-d tensor (a temperature, a threshold) keeps the example's value as
+    its default: requests may leave it out."""
+    return tuple(
+        replace(spec, default=model.example_inputs[spec.name].item())
+        if not spec.shape and spec.name in model.example_inputs
+        else spec
+        for spec in inputs
     )
 
 
@@ -285,6 +299,7 @@ def evaluate(prepared: Prepared, deps: Collaborators, progress: Progress) -> Eva
         torch_model=prepared.model if isinstance(prepared.model, TorchModel) else None,
         train=data.train,
         student=prepared.student,
+        calibration_rows=manifest.fixed_batch or 8,
     )
     plan = _plan(config, prepared.baseline, ctx)
     candidates: list[Candidate] = []
@@ -302,7 +317,11 @@ def evaluate(prepared: Prepared, deps: Collaborators, progress: Progress) -> Eva
         objective=config.objective,
         allow_slower=config.allow_slower,
     )
-    return Evaluated(fit=fit, metric=metric, manifest=manifest)
+    notes: tuple[str, ...] = ()
+    if config.recipes == ("auto",) and len(plan) <= 2:
+        notes = ("no quantized candidate: the graph has no Conv, MatMul or Gemm weights (tree ensembles and "
+                 "ai.onnx.ml models are served as they are, slimmed)",)  # fmt: skip
+    return Evaluated(fit=fit, metric=metric, manifest=manifest, notes=notes)
 
 
 def _interface(prepared: Prepared, provisional: Manifest, reference: Outputs) -> tuple[Manifest, Metric]:
@@ -389,7 +408,7 @@ def _detail(error: BaseException) -> str:
 def assemble(prepared: Prepared, evaluated: Evaluated, deps: Collaborators, progress: Progress) -> PackResult:
     config, fit = prepared.config, evaluated.fit
     chosen = fit.chosen
-    notes = list(prepared.notes)
+    notes = list(prepared.notes + evaluated.notes)
     if prepared.export_diff is not None:
         notes.append(f"torch -> ONNX parity: max abs difference {prepared.export_diff:.3g} at batch 3")
     cost = estimate(chosen.measurement.peak_rss_mb, chosen.measurement.p50_ms, config.arch)

@@ -251,8 +251,12 @@ def ctc_charset(metadata: dict[str, str]) -> list[str] | None:
     return [*text.splitlines(), " "]
 
 
+_TREE_PARAMETERS = ("nodes_values", "class_weights", "target_weights", "nodes_splits", "leaf_weights")
+
+
 def count_parameters(path: Path) -> int:
-    """Elements in the graph's weights (initializers and Constant tensors, in subgraphs too)."""
+    """Elements in the graph's weights: initializers and Constant tensors (in subgraphs too), split
+    thresholds and leaf values of tree ensembles, coefficients of ai.onnx.ml linear models."""
     import onnx
     from onnx import numpy_helper
 
@@ -260,7 +264,14 @@ def count_parameters(path: Path) -> int:
         total = sum(int(np.prod(init.dims)) for init in graph.initializer)
         for node in graph.node:
             for attribute in node.attribute:
-                if node.op_type == "Constant" and attribute.name == "value":
+                if node.op_type.startswith("TreeEnsemble") and attribute.name in _TREE_PARAMETERS:
+                    total += len(attribute.floats) or len(attribute.ints)
+                elif node.op_type in ("LinearClassifier", "LinearRegressor") and attribute.name in (
+                    "coefficients",
+                    "intercepts",
+                ):
+                    total += len(attribute.floats)
+                elif node.op_type == "Constant" and attribute.name == "value":
                     total += int(numpy_helper.to_array(attribute.t).size)
                 elif attribute.type == onnx.AttributeProto.GRAPH:
                     total += walk(attribute.g)

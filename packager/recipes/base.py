@@ -25,6 +25,8 @@ class RecipeContext:
     train: Dataset | None = None
     """Inputs for distillation (no labels needed); the calibration inputs when absent."""
     student: TorchModel | None = None
+    calibration_rows: int = 8
+    """Rows per calibration batch: the graph's own batch when it is fixed."""
     done: dict[tuple[str, ...], Path | RecipeError] = field(default_factory=dict)
     """Each chain prefix already computed (or failed), so `slim` runs once for every `slim+X`."""
 

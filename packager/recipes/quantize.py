@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
 
+from handlers.errors import reason
 from packager.config import CalibrationMethod
+from packager.errors import RecipeError
 from packager.recipes.base import RecipeContext, Transform
 
 if TYPE_CHECKING:
@@ -26,7 +28,9 @@ class _Int8Dynamic(Transform):
     def apply(self, source: Path, target: Path, ctx: RecipeContext) -> None:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        prepared = _prepare(source, target)
+        prepared = _prepare(upgrade_opset(source, target, QDQ_MIN_OPSET), target)
+        if not _quantizable(prepared):
+            raise RecipeError("the graph has no Conv, MatMul or Gemm weights to quantize")
         quantize_dynamic(
             str(prepared),
             str(target),
@@ -34,7 +38,7 @@ class _Int8Dynamic(Transform):
             per_channel=False,
             op_types_to_quantize=list(self.op_types) if self.op_types else None,
         )
-        prepared.unlink(missing_ok=True)
+        _cleanup(prepared, source)
 
 
 class Int8Dynamic(_Int8Dynamic):
@@ -59,7 +63,7 @@ class Int8Static(Transform):
         quantize_static(
             str(prepared),
             str(target),
-            calibration_data_reader=_Reader(ctx.calibration),
+            calibration_data_reader=_Reader(ctx.calibration, ctx.calibration_rows),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
             activation_type=QuantType.QInt8,
@@ -67,7 +71,7 @@ class Int8Static(Transform):
             calibrate_method=methods[ctx.calibration_method],
             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
         )
-        prepared.unlink(missing_ok=True)
+        _cleanup(prepared, source)
 
 
 def upgrade_opset(source: Path, target: Path, opset: int) -> Path:
@@ -79,26 +83,52 @@ def upgrade_opset(source: Path, target: Path, opset: int) -> Path:
     current = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), opset)
     if current >= opset:
         return source
+    if model.ir_version < 4:  # IR 3 wants initializers listed as graph inputs, which slimming removes
+        model.ir_version = 4
+    try:
+        upgraded_model = version_converter.convert_version(model, opset)
+    except Exception as exc:
+        raise RecipeError(f"cannot convert opset {current} to {opset} for quantization: {reason(exc)}") from exc
     upgraded = target.with_suffix(f".opset{opset}.onnx")
-    onnx.save(version_converter.convert_version(model, opset), str(upgraded))
+    onnx.save(upgraded_model, str(upgraded))
     return upgraded
 
 
 def _prepare(source: Path, target: Path) -> Path:
-    """onnxruntime's recommended pre-processing: shape inference, so every tensor's type is known."""
+    """onnxruntime's recommended pre-processing, so every tensor's type is known. Its symbolic shape
+    inference gives up on many real graphs ("Incomplete symbolic shape inference"): then ONNX shape
+    inference alone, and failing that the graph as it is (the quantizers infer what they need)."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     prepared = target.with_suffix(".pre.onnx")
-    quant_pre_process(str(source), str(prepared), skip_optimization=True)
-    return prepared
+    for options in ({}, {"skip_symbolic_shape": True}):
+        try:
+            quant_pre_process(str(source), str(prepared), skip_optimization=True, **options)
+            return prepared
+        except Exception:
+            continue
+    return source
+
+
+def _cleanup(prepared: Path, source: Path) -> None:
+    """Intermediate files of a recipe step go; the step's input stays (other chains start from it)."""
+    for path in (prepared, prepared.with_name(prepared.name.replace(".pre.onnx", f".opset{QDQ_MIN_OPSET}.onnx"))):
+        if path != source and path.exists():
+            path.unlink()
+
+
+def _quantizable(path: Path) -> bool:
+    from packager.recipes.auto import weight_ops
+
+    return weight_ops(path) > 0
 
 
 class _Reader(CalibrationDataReader):  # type: ignore[misc]
     """onnxruntime's CalibrationDataReader protocol over a Dataset, a few rows at a time."""
 
-    def __init__(self, data: Dataset) -> None:
+    def __init__(self, data: Dataset, rows: int) -> None:
         super().__init__()
-        self._rows = iter(data.head(CALIBRATION_ROWS).batches(8))
+        self._rows = iter(data.head(CALIBRATION_ROWS).batches(rows))
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._rows, None)

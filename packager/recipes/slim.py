@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from packager.errors import RecipeError
 from packager.recipes.base import RecipeContext, Transform
 
 
@@ -13,7 +14,12 @@ class Slim(Transform):
         import contextlib
         import io
 
+        import onnx
         import onnxslim
+
+        domains = {o.domain for o in onnx.load(str(source), load_external_data=False).opset_import}
+        if not domains & {"", "ai.onnx"}:
+            raise RecipeError(f"onnxslim needs an ai.onnx opset; this graph imports only {sorted(domains)}")
 
         with contextlib.redirect_stdout(io.StringIO()):
             onnxslim.slim(str(source), output_model=str(target))
