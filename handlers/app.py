@@ -19,6 +19,7 @@ from handlers.contract import STATIC_DIR, RuntimeSettings
 from handlers.errors import (
     BadRequestError,
     MethodNotAllowedError,
+    ModelNotReadyError,
     NotFoundError,
     PayloadTooLargeError,
     ServiceError,
@@ -28,7 +29,7 @@ from handlers.events import JSON, Request, Response, RestEvent, shape_of
 from handlers.logs import logger
 from handlers.routes import RouteTable
 from handlers.runtime import Service, load_service
-from handlers.tensors import to_json, top_k
+from handlers.tensors import Output, non_finite, to_json, top_k
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 
 MAX_BODY_BYTES = 6 * 1024 * 1024
 """Lambda's synchronous invoke payload limit, for requests and responses alike."""
+ENVELOPE_BYTES = 256
+"""Room for the response envelope around the body: status, headers, the body's quotes."""
 TOP_K = 5
 SERVER_VERSION = "0.1.0"
 
@@ -50,7 +53,7 @@ class Endpoint:
         self.static_dir = static_dir
         self.table = RouteTable()
 
-    def handle(self, request: Request) -> Response:
+    def handle(self, request: Request, version: str = "$LATEST") -> Response:
         try:
             match = self.table.match(request.method, request.path)
             if match is None:
@@ -60,10 +63,10 @@ class Endpoint:
         except ServiceError as error:
             if error.status >= 500:
                 logger.error("request failed", extra={"code": error.code, "reason": error.message})
-            return self.error(error)
+            return self.error(error, version)
         except Exception:
             logger.exception("unhandled error")
-            return self.error(ServiceError("the service failed to answer this request; see its logs"))
+            return self.error(ServiceError("the service failed to answer this request; see its logs"), version)
 
     def no_route(self, request: Request) -> Response:
         allowed = self.table.allowed(request.path)
@@ -77,12 +80,18 @@ class Endpoint:
             NotFoundError(f"no route {request.method} {request.path}; the routes are {self.table.describe()}")
         )
 
-    def error(self, error: ServiceError) -> Response:
-        """The JSON error, counted: ClientErrors or ServerErrors in the request's metrics, and one
-        `Errors` metric with the error code as its dimension (its own EMF line, so other metrics keep theirs)."""
-        self.metrics.add_metric(
-            name="ServerErrors" if error.status >= 500 else "ClientErrors", unit=MetricUnit.Count, value=1
-        )
+    def error(self, error: ServiceError, version: str = "$LATEST") -> Response:
+        """The JSON error, counted: ClientErrors in the request's metrics, and one `Errors` metric with
+        the error code as its dimension (its own EMF line, so other metrics keep theirs). A 5xx is also
+        `ServerErrors` by `FunctionVersion`: what the canary's rollback alarm watches, since answering
+        503 is no function error to AWS/Lambda."""
+        if error.status >= 500:
+            with single_metric(
+                name="ServerErrors", unit=MetricUnit.Count, value=1, namespace=self.metrics.namespace
+            ) as server:
+                server.add_dimension(name="FunctionVersion", value=version)
+        else:
+            self.metrics.add_metric(name="ClientErrors", unit=MetricUnit.Count, value=1)
         with single_metric(name="Errors", unit=MetricUnit.Count, value=1, namespace=self.metrics.namespace) as by_code:
             by_code.add_dimension(name="code", value=error.code)
         return Response(error.status, json.dumps(error.to_body()))
@@ -119,10 +128,18 @@ class Endpoint:
         }
         if manifest.classifier_output is not None:
             body["predictions"] = top_k(outputs[manifest.classifier_output], manifest.labels, TOP_K)
+        if warnings := _non_finite_warnings(outputs):
+            body["warnings"] = warnings
         return json_response(body)
 
     def health(self, request: Request) -> Response:
-        return json_response({"status": "ok", "model_ready": self.service.runtime is not None})
+        """200 only when the model can answer; 503 with the kind of failure otherwise (after a retry)."""
+        try:
+            self.service.require()
+        except ModelNotReadyError:
+            body = {"status": "unavailable", "model_ready": False, "reason": self.service.failure or "starting"}
+            return Response(503, json.dumps(body))
+        return json_response({"status": "ok", "model_ready": True})
 
     def server_metadata(self, request: Request) -> Response:
         return json_response({"name": "lambdafit", "version": SERVER_VERSION, "extensions": []})
@@ -144,7 +161,10 @@ class Endpoint:
         runtime = self.runtime_for(name, version)
         arrays, names, request_id = v2.decode_request(read_json(request), runtime.manifest)
         outputs = self.timed_run(runtime, arrays)
-        return json_response(v2.encode_response(runtime.manifest, outputs, names, request_id))
+        body = v2.encode_response(runtime.manifest, outputs, names, request_id)
+        if warnings := _non_finite_warnings({name: outputs[name] for name in names}):
+            body["parameters"] = {"warnings": warnings}
+        return json_response(body)
 
     def openapi(self, request: Request) -> Response:
         from handlers import openapi
@@ -170,14 +190,26 @@ class Endpoint:
 
 
 def json_response(body: dict[str, Any]) -> Response:
-    """Serialize here, so an answer too large for Lambda becomes a clear 413."""
-    text = json.dumps(body, separators=(",", ":"))
-    if len(text) > MAX_BODY_BYTES:
+    """Strict JSON (no NaN tokens), sized as Lambda sizes it: the body travels as an escaped string inside
+    the response envelope, so each quote and backslash counts twice. Too large is a clear 413."""
+    text = json.dumps(body, separators=(",", ":"), allow_nan=False)
+    size = len(text) + text.count('"') + text.count("\\") + ENVELOPE_BYTES
+    if size > MAX_BODY_BYTES:
         raise PayloadTooLargeError(
-            f"the response would be {len(text)} bytes, over Lambda's {MAX_BODY_BYTES}: send fewer rows per request",
+            f"the response would be {size} bytes as Lambda counts them, over its {MAX_BODY_BYTES}: "
+            "send fewer rows per request",
             code="response_too_large",
         )
     return Response(200, text)
+
+
+def _non_finite_warnings(outputs: dict[str, Output]) -> list[str]:
+    counts = {name: non_finite(value) for name, value in outputs.items()}
+    return [
+        f"output {name} has {count} values that are not finite numbers (overflow or NaN), sent as null"
+        for name, count in counts.items()
+        if count
+    ]
 
 
 def read_json(request: Request) -> Any:
@@ -228,7 +260,7 @@ def make_handler(settings: RuntimeSettings) -> Callable[[dict[str, Any], Any], d
             first[0] = False
             metrics.add_metric(name="ModelLoadTime", unit=MetricUnit.Milliseconds, value=load_ms)
         try:
-            return dispatch(endpoint, event)
+            return dispatch(endpoint, event, context)
         finally:
             if not emit:  # powertools keeps (and re-flushes) disabled metrics; drop them per request
                 metrics.clear_metrics()
@@ -251,7 +283,7 @@ def make_handler(settings: RuntimeSettings) -> Callable[[dict[str, Any], Any], d
     )
 
 
-def dispatch(endpoint: Endpoint, event: Any) -> dict[str, Any]:
+def dispatch(endpoint: Endpoint, event: Any, context: Any = None) -> dict[str, Any]:
     """An invocation event to the endpoint and back, in the event's own shape."""
     shape = shape_of(event)
     if shape is None:
@@ -272,4 +304,4 @@ def dispatch(endpoint: Endpoint, event: Any) -> dict[str, Any]:
         return shape.respond(endpoint.error(error))
     except (KeyError, TypeError, AttributeError):
         return shape.respond(endpoint.error(BadRequestError(f"a malformed {shape.api.value} event", code="bad_event")))
-    return shape.respond(endpoint.handle(request))
+    return shape.respond(endpoint.handle(request, getattr(context, "function_version", None) or "$LATEST"))

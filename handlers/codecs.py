@@ -35,27 +35,41 @@ class ImageCodec:
         self.mean = np.asarray(config.mean or [0.0] * config.channels, dtype=np.float32)
         self.std = np.asarray(config.std or [1.0] * config.channels, dtype=np.float32)
         self.layout = config.layout
+        self.max_pixels = min(MAX_PIXELS, manifest.limits.max_pixels)
+        self.max_items = min(MAX_ITEMS, manifest.limits.max_rows or MAX_ITEMS)
 
     def decode(self, payload: dict[str, Any]) -> dict[str, np.ndarray]:
         from PIL import Image, UnidentifiedImageError
 
-        Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-        items = _items(payload, *self.fields)
-        arrays = []
-        for index, item in enumerate(items):
-            raw = _b64(item, f"image {index}")
-            try:
-                with Image.open(io.BytesIO(raw)) as image:
-                    if image.format not in ("PNG", "JPEG"):
-                        raise BadRequestError(f"image {index} is {image.format}; send PNG or JPEG", code="bad_image")
-                    pixels = image.convert(self.mode).resize((self.size[1], self.size[0]), Image.Resampling.BILINEAR)
-                    arrays.append(np.asarray(pixels, dtype=np.float32))
-            except Image.DecompressionBombError as exc:
-                raise PayloadTooLargeError(
-                    f"image {index} has more than {MAX_PIXELS} pixels", code="image_too_large"
-                ) from exc
-            except (UnidentifiedImageError, OSError) as exc:
-                raise BadRequestError(f"image {index} is not a readable PNG or JPEG image", code="bad_image") from exc
+        Image.MAX_IMAGE_PIXELS = self.max_pixels
+        items = _items(payload, *self.fields, self.max_items)
+        images = []
+        total = 0
+        try:
+            for index, item in enumerate(items):
+                image = Image.open(io.BytesIO(_b64(item, f"image {index}")))
+                if image.format not in ("PNG", "JPEG", "MPO"):
+                    raise BadRequestError(f"image {index} is {image.format}; send PNG or JPEG", code="bad_image")
+                total += image.width * image.height
+                if total > self.max_pixels:
+                    raise PayloadTooLargeError(
+                        f"the images add up to more than {self.max_pixels} pixels (read from their headers, "
+                        f"{total} by image {index}): send smaller images or fewer per request",
+                        code="image_too_large",
+                    )
+                images.append(image)
+            arrays = [self._pixels(image) for image in images]
+        except Image.DecompressionBombError as exc:
+            raise PayloadTooLargeError(
+                f"an image has more than {self.max_pixels} pixels", code="image_too_large"
+            ) from exc
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            raise BadRequestError(
+                f"an image is not a readable PNG or JPEG image ({reason(exc)})", code="bad_image"
+            ) from exc
+        finally:
+            for image in images:
+                image.close()
         batch = np.stack(arrays) * self.scale
         if batch.ndim == 3:
             batch = batch[..., None]
@@ -63,6 +77,22 @@ class ImageCodec:
         if self.layout == "NCHW":
             batch = batch.transpose(0, 3, 1, 2)
         return {self.spec.name: _fit(batch.astype(np.float32), self.spec)}
+
+    def _pixels(self, image: Any) -> np.ndarray:
+        """One image at the model's size and mode. A multi-frame JPEG (MPO, as phone cameras write)
+        gives its first frame; 16-bit greyscale is scaled to 8-bit's range, not clipped."""
+        from PIL import Image
+
+        size = (self.size[1], self.size[0])
+        if getattr(image, "n_frames", 1) > 1:
+            image.seek(0)
+        if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+            grey = Image.fromarray(np.asarray(image, dtype=np.float32) / 257.0, mode="F")
+            plane = np.asarray(grey.resize(size, Image.Resampling.BILINEAR), dtype=np.float32)
+            return plane if self.mode == "L" else np.repeat(plane[..., None], 3, axis=-1)
+        if image.format == "JPEG":
+            image.draft(self.mode, size)  # decode a large JPEG at a reduced scale: less memory, less time
+        return np.asarray(image.convert(self.mode).resize(size, Image.Resampling.BILINEAR), dtype=np.float32)
 
 
 class TextCodec:
@@ -74,6 +104,8 @@ class TextCodec:
         self.ids = _input(manifest, config.ids)
         self.mask = _input(manifest, config.mask) if config.mask else None
         self.max_length = config.max_length
+        self.max_chars = manifest.limits.max_text_chars
+        self.max_items = min(MAX_ITEMS, manifest.limits.max_rows or MAX_ITEMS)
         try:
             self.tokenizer = Tokenizer.from_file(str(model_dir / config.tokenizer))
         except Exception as exc:
@@ -82,10 +114,11 @@ class TextCodec:
         self.tokenizer.enable_padding(length=self.max_length)
 
     def decode(self, payload: dict[str, Any]) -> dict[str, np.ndarray]:
-        texts = _items(payload, *self.fields)
+        texts = _items(payload, *self.fields, self.max_items)
         if not all(isinstance(t, str) for t in texts):
             raise BadRequestError("texts must be strings", code="wrong_dtype")
-        encodings = self.tokenizer.encode_batch(texts)
+        # Tokenizers truncate after tokenizing the whole text: cut it first, far beyond max_length tokens.
+        encodings = self.tokenizer.encode_batch([text[: self.max_chars] for text in texts])
         arrays = {self.ids.name: np.asarray([e.ids for e in encodings], dtype=self.ids.dtype)}
         if self.mask is not None:
             arrays[self.mask.name] = np.asarray([e.attention_mask for e in encodings], dtype=self.mask.dtype)
@@ -113,14 +146,14 @@ def _input(manifest: Manifest, name: Any) -> TensorSpec:
     return specs[name]
 
 
-def _items(payload: dict[str, Any], one: str, many: str) -> list[Any]:
+def _items(payload: dict[str, Any], one: str, many: str, limit: int) -> list[Any]:
     if one in payload and many in payload:
         raise BadRequestError(f'send "{one}" or "{many}", not both')
     items = [payload[one]] if one in payload else payload.get(many)
     if not isinstance(items, list) or not items:
         raise BadRequestError(f'send "{one}": a value, or "{many}": a non-empty list')
-    if len(items) > MAX_ITEMS:
-        raise BadRequestError(f"at most {MAX_ITEMS} {many} per request, got {len(items)}")
+    if len(items) > limit:
+        raise PayloadTooLargeError(f"at most {limit} {many} per request, got {len(items)}", code="too_many_rows")
     return items
 
 

@@ -46,13 +46,26 @@ class UnsupportedMediaTypeError(ServiceError):
     code = "unsupported_media_type"
 
 
+class UnprocessableError(ServiceError):
+    """Well-formed, but not something this model can take (a token id outside its vocabulary)."""
+
+    status = 422
+    code = "unprocessable"
+
+
 class ModelNotReadyError(ServiceError):
     status = 503
     code = "model_not_ready"
 
 
 class ManifestError(Exception):
-    """The bundle's manifest or model file is missing, malformed or does not match."""
+    """The bundle's manifest or model file is missing, malformed or does not match.
+
+    `kind` is what callers may be told (never a path, bucket or key: those go to the logs)."""
+
+    def __init__(self, message: str, kind: str = "invalid_bundle") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")

@@ -104,8 +104,8 @@ class RestEvent(EventShape):
         stage = str(context.get("stage") or "")
         prefix = f"/{stage}" if stage and stage != "$default" and "execute-api" in headers.get("host", "") else ""
         return Request(
-            method=str(event["httpMethod"]).upper(),
-            path=str(event.get("path") or "/"),
+            method=_word(event["httpMethod"]),
+            path=_path(event["path"]),
             headers=headers,
             query={str(k): str(v) for k, v in (event.get("queryStringParameters") or {}).items()},
             raw_body=_text(event.get("body")),
@@ -171,8 +171,8 @@ class HttpApiEvent(EventShape):
         if event.get("cookies"):
             headers["cookie"] = "; ".join(str(c) for c in event["cookies"])
         return Request(
-            method=str(http["method"]).upper(),
-            path=str(event.get("rawPath") or http.get("path") or "/"),
+            method=_word(http["method"]),
+            path=_path(event.get("rawPath") or http.get("path")),
             headers=headers,
             query={str(k): str(v) for k, v in (event.get("queryStringParameters") or {}).items()},
             raw_body=_text(event.get("body")),
@@ -250,6 +250,18 @@ def shape_of(event: Any) -> type[EventShape] | None:
     if event.get("version") == "2.0" and isinstance(context, dict) and isinstance(context.get("http"), dict):
         return FunctionUrlEvent if ".lambda-url." in str(context.get("domainName", "")) else HttpApiEvent
     return None
+
+
+def _word(method: Any) -> str:
+    if not isinstance(method, str) or not method.isalpha():
+        raise TypeError(f"an HTTP method is a word, not {method!r}")
+    return method.upper()
+
+
+def _path(path: Any) -> str:
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise TypeError(f"a request path starts with '/', not {path!r}")
+    return path
 
 
 def _text(body: Any) -> str | None:

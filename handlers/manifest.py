@@ -50,6 +50,8 @@ class TensorSpec:
     shape: tuple[Dim, ...]
     batch_axis: int | None = 0
     default: Any = None
+    value_range: tuple[int, int] | None = None
+    """For integer inputs that index a table (token ids into an embedding): the valid values."""
 
     def __post_init__(self) -> None:
         if self.dtype not in TENSOR_DTYPES and not _MAP_SEQUENCE.fullmatch(self.dtype):
@@ -68,12 +70,15 @@ class TensorSpec:
                 shape=shape,
                 batch_axis=None if axis is None else int(axis),
                 default=data.get("default"),
+                value_range=tuple(int(v) for v in data["value_range"]) if data.get("value_range") else None,  # type: ignore[arg-type]
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ManifestError(f"tensor spec {data!r} needs name, dtype and shape") from exc
 
     def to_dict(self) -> dict[str, Any]:
         data = {"name": self.name, "dtype": self.dtype, "shape": list(self.shape), "batch_axis": self.batch_axis}
+        if self.value_range is not None:
+            data["value_range"] = list(self.value_range)
         return data | ({"default": self.default} if self.default is not None else {})
 
     @property
@@ -224,6 +229,21 @@ class RuntimeHints:
 
 
 @dataclass(frozen=True)
+class RequestLimits:
+    """What one request may ask of the function, checked before any work: derived at pack time from the
+    measured memory and latency per row, the function's MemorySize and its timeout."""
+
+    max_rows: int | None = None
+    """Rows per request; None when the model takes no rows (every input given once)."""
+    max_text_chars: int = 65_536
+    """Characters of one text kept for tokenizing (the tokenizer truncates to max_length tokens anyway)."""
+    max_pixels: int = 40_000_000
+    """Pixels of all images in one request together, read from their headers before decoding."""
+    basis: str = ""
+    """How the limits were derived, for the error messages and the report."""
+
+
+@dataclass(frozen=True)
 class ModelMetrics:
     """What the packager measured on the shipped model (and on fp32, for comparison)."""
 
@@ -257,6 +277,7 @@ class Manifest:
     recipe: str = "fp32"
     metrics: ModelMetrics = field(default_factory=ModelMetrics)
     runtime: RuntimeHints = field(default_factory=RuntimeHints)
+    limits: RequestLimits = field(default_factory=RequestLimits)
     format_version: int = FORMAT_VERSION
 
     @classmethod
@@ -283,6 +304,7 @@ class Manifest:
                 recipe=str(data.get("recipe", "fp32")),
                 metrics=_build(ModelMetrics, data.get("metrics", {}), "metrics"),
                 runtime=_build(RuntimeHints, data.get("runtime", {}), "runtime"),
+                limits=_build(RequestLimits, data.get("limits", {}), "limits"),
                 format_version=version,
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -305,6 +327,7 @@ class Manifest:
             "recipe": self.recipe,
             "metrics": asdict(self.metrics),
             "runtime": asdict(self.runtime),
+            "limits": asdict(self.limits),
         }
 
     def __post_init__(self) -> None:

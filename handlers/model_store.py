@@ -41,13 +41,25 @@ def fetch(uri: S3Uri, sha256: str, client: Any = None, cache_dir: Path = Path(DE
         try:
             client.download_file(uri.bucket, uri.key, partial)
         except Exception as exc:
-            raise ManifestError(f"could not fetch the model from {uri}: {_reason(exc)}") from exc
+            raise ManifestError(f"could not fetch the model from {uri}: {_reason(exc)}", _kind(exc)) from exc
         if sha256_file(Path(partial)) != sha256:
-            raise ManifestError(f"the object at {uri} does not match the manifest's sha256: refusing to serve it")
+            raise ManifestError(
+                f"the object at {uri} does not match the manifest's sha256: refusing to serve it", "checksum_mismatch"
+            )
         os.replace(partial, target)
     finally:
         Path(partial).unlink(missing_ok=True)
     return target
+
+
+def _kind(exc: Exception) -> str:
+    """What a caller may be told about a failed download."""
+    code = str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
+    if code in ("404", "NoSuchKey", "NoSuchBucket", "NotFound"):
+        return "model_object_missing"
+    if code in ("403", "AccessDenied", "Forbidden"):
+        return "model_access_denied"
+    return "model_download_failed"
 
 
 def _reason(exc: Exception) -> str:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from handlers.errors import ManifestError, ModelNotReadyError, reason
+from handlers.errors import ManifestError, ModelNotReadyError, UnprocessableError, reason
 from handlers.logs import logger
 from handlers.manifest import Manifest, TensorPreprocessing, sha256_file
 from handlers.tensors import Output, check_rows, decode_inputs, run_in_chunks
@@ -60,9 +60,11 @@ class ModelRuntime:
         else:
             model_path = settings.model_dir / manifest.model_file
             if not model_path.is_file():
-                raise ManifestError(f"model file {model_path} named by the manifest does not exist")
+                raise ManifestError(f"model file {model_path} named by the manifest does not exist", "model_missing")
             if verify and sha256_file(model_path) != manifest.sha256:
-                raise ManifestError(f"sha256 of {model_path} does not match the manifest: refusing to serve it")
+                raise ManifestError(
+                    f"sha256 of {model_path} does not match the manifest: refusing to serve it", "checksum_mismatch"
+                )
         verified = time.perf_counter()
         session = open_session(model_path, manifest.runtime.intra_op_threads)
         timings = {"verify_ms": (verified - start) * 1000, "session_ms": (time.perf_counter() - verified) * 1000}
@@ -88,30 +90,67 @@ class ModelRuntime:
         return self._run(inputs)
 
     def _run(self, inputs: dict[str, np.ndarray]) -> dict[str, Output]:
-        results = self.session.run(self._output_names, inputs)
+        try:
+            results = self.session.run(self._output_names, inputs)
+        except Exception as exc:
+            if not type(exc).__module__.startswith("onnxruntime"):
+                raise
+            # The model ran on the packer's data; what fails now is this input (a shape the graph's
+            # reshapes cannot take, an index it cannot look up).
+            logger.warning("the model rejected an input", extra={"reason": reason(exc)})
+            raise UnprocessableError(
+                f"the model cannot run on this input: {reason(exc)}", code="model_rejected_input"
+            ) from None
         return dict(zip(self._output_names, results, strict=True))
 
 
 @dataclass
 class Service:
-    """The model this container serves, or why it cannot serve one."""
+    """The model this container serves, or why it cannot serve one yet. A failed load is retried by
+    later requests (backing off from 1 s to a minute), so a warm sandbox recovers once the model's
+    object appears or its permissions are fixed, without a new deployment."""
 
     runtime: ModelRuntime | None = None
     failure: str | None = None
+    """What callers are told: a kind such as checksum_mismatch, never a path, bucket or key."""
+    settings: RuntimeSettings | None = None
+    attempts: int = 0
+    next_attempt: float = 0.0
 
     def require(self) -> ModelRuntime:
         if self.runtime is None:
-            raise ModelNotReadyError(f"the model is not loaded: {self.failure or 'still starting'}")
+            self.retry()
+        if self.runtime is None:
+            raise ModelNotReadyError(
+                f"the model is not loaded ({self.failure or 'still starting'}); the function retries, "
+                "and its logs say why"
+            )
         return self.runtime
 
+    def retry(self) -> None:
+        if self.settings is None or time.monotonic() < self.next_attempt:
+            return
+        loaded = load_service(self.settings, attempts=self.attempts)
+        self.runtime, self.failure = loaded.runtime, loaded.failure
+        self.attempts, self.next_attempt = loaded.attempts, loaded.next_attempt
+        if self.runtime is not None:
+            logger.info("model loaded on retry", extra={"attempt": self.attempts})
 
-def load_service(settings: RuntimeSettings) -> Service:
-    """Never raises: a function that cannot load its model still answers, with 503 and the reason."""
+
+RETRY_FIRST_S = 1.0
+RETRY_MAX_S = 60.0
+
+
+def load_service(settings: RuntimeSettings, attempts: int = 0) -> Service:
+    """Never raises: a function that cannot load its model still answers, with 503, and retries later."""
     try:
-        return Service(runtime=ModelRuntime.load(settings))
-    except (ManifestError, OSError) as exc:
-        why = str(exc)
+        return Service(runtime=ModelRuntime.load(settings), settings=settings)
+    except ManifestError as exc:
+        kind, why = exc.kind, str(exc)
+    except OSError as exc:
+        kind, why = "unreadable_model", str(exc)
     except Exception as exc:  # onnxruntime raises its own types for a corrupt model
-        why = f"onnxruntime could not load the model: {reason(exc)}"
-    logger.error("model failed to load", extra={"model_dir": str(settings.model_dir), "reason": why})
-    return Service(failure=why)
+        kind, why = "corrupt_model", f"onnxruntime could not load the model: {reason(exc)}"
+    logger.error("model failed to load", extra={"model_dir": str(settings.model_dir), "reason": why, "kind": kind})
+    delay = min(RETRY_MAX_S, RETRY_FIRST_S * 2**attempts)
+    return Service(failure=kind, settings=settings, attempts=attempts + 1, next_attempt=time.monotonic() + delay)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from handlers.errors import BadRequestError, ManifestError
+from handlers.errors import BadRequestError, ManifestError, PayloadTooLargeError, UnprocessableError
 from handlers.manifest import Manifest, TensorSpec
 
 MAX_INPUT_ELEMENTS = 4_000_000
@@ -96,10 +96,18 @@ def cast_array(raw: np.ndarray, spec: TensorSpec) -> np.ndarray:
                 f"input {spec.name} must hold integers ({spec.dtype}), found fractional values", code="wrong_dtype"
             )
         info = np.iinfo(dtype)
-        if raw.min() < info.min or raw.max() > info.max:
+        low, high = raw.min(), raw.max()
+        if low < info.min or high > info.max:
             raise BadRequestError(
                 f"input {spec.name} has values outside the range of {spec.dtype} [{info.min}, {info.max}]",
                 code="wrong_dtype",
+            )
+        if spec.value_range is not None and (low < spec.value_range[0] or high > spec.value_range[1]):
+            bad = int(low) if low < spec.value_range[0] else int(high)
+            raise UnprocessableError(
+                f"input {spec.name} holds {bad}; this model takes values in [{spec.value_range[0]}, "
+                f"{spec.value_range[1]}] (the size of the table it indexes, such as a vocabulary)",
+                code="out_of_range",
             )
         return raw.astype(dtype)
     with np.errstate(over="ignore"):
@@ -193,6 +201,13 @@ def check_rows(arrays: dict[str, np.ndarray], manifest: Manifest) -> int:
                 )
             rows = rows or (spec.name, count)
     count = rows[1] if rows else 1
+    limit = manifest.limits.max_rows
+    if limit is not None and count > limit:
+        raise PayloadTooLargeError(
+            f"{count} rows in one request; this endpoint takes at most {limit} ({manifest.limits.basis}): "
+            "send fewer rows per request",
+            code="too_many_rows",
+        )
     fixed = manifest.fixed_batch
     if fixed is not None and count != fixed and not splittable(manifest):
         raise BadRequestError(
@@ -238,16 +253,32 @@ def run_in_chunks(run: Any, arrays: dict[str, np.ndarray], manifest: Manifest, r
 
 
 def to_json(value: Output) -> Any:
-    """An output as JSON: arrays as nested lists, maps with their keys as strings."""
+    """An output as strict JSON: arrays as nested lists, maps with string keys, strings as they are; a
+    value that is not a finite number (an overflow, a NaN) becomes null (see `non_finite`)."""
     if isinstance(value, list):
-        return [{str(k): _plain(v) for k, v in row.items()} for row in value]
+        return [{str(k): _finite(_plain(v)) for k, v in row.items()} for row in value]
     if value.dtype == object:
-        return [str(v) if not isinstance(v, str) else v for v in value.ravel()] if value.ndim else str(value)
+        return np.vectorize(str, otypes=[object])(value).tolist() if value.size else value.tolist()
+    if value.dtype.kind == "f" and not np.isfinite(value).all():
+        cells = value.astype(object)
+        cells[~np.isfinite(value)] = None
+        return cells.tolist()
     return value.tolist()
+
+
+def non_finite(value: Output) -> int:
+    """How many values of an output are not finite numbers (0 for non-float outputs)."""
+    if isinstance(value, list):
+        return sum(1 for row in value for v in row.values() if isinstance(v, float) and not math.isfinite(v))
+    return int(np.count_nonzero(~np.isfinite(value))) if value.dtype.kind == "f" else 0
 
 
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
+
+
+def _finite(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def scores_matrix(value: Output, labels: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -259,15 +290,21 @@ def scores_matrix(value: Output, labels: tuple[str, ...]) -> tuple[np.ndarray, t
 
 
 def top_k(value: Output, labels: tuple[str, ...], k: int) -> list[dict[str, Any]]:
-    """Per row: the best label, its probability and the k best, from logits or probabilities."""
+    """Per row: the best label, its probability and the k best, from logits or probabilities. A row
+    whose scores are not all finite has no prediction (label null): nothing is made up."""
     rows, names = scores_matrix(value, labels)
+    finite = np.isfinite(rows).all(axis=1)
+    rows = np.where(finite[:, None], rows, 0.0)
     if not np.allclose(rows.sum(axis=1), 1.0, atol=1e-3) or rows.min() < 0:
         shifted = rows - rows.max(axis=1, keepdims=True)
         rows = np.exp(shifted)
         rows /= rows.sum(axis=1, keepdims=True)
     k = min(k, rows.shape[1])
-    predictions = []
-    for row in rows:
+    predictions: list[dict[str, Any]] = []
+    for row, ok in zip(rows, finite, strict=True):
+        if not ok:
+            predictions.append({"label": None, "score": None, "top_k": []})
+            continue
         order = np.argsort(-row, kind="stable")[:k]
         best = [{"label": names[i] if i < len(names) else str(i), "score": _round(row[i])} for i in order]
         predictions.append({"label": best[0]["label"], "score": best[0]["score"], "top_k": best})

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import numpy as np
 
 from handlers.errors import BadRequestError
 from handlers.manifest import Manifest, TensorSpec
-from handlers.tensors import MAX_INPUT_ELEMENTS, Output, cast_array, check_rows, check_shape
+from handlers.tensors import MAX_INPUT_ELEMENTS, Output, cast_array, check_rows, check_shape, to_json
 
 DATATYPES = {
     "bool": "BOOL", "uint8": "UINT8", "uint16": "UINT16", "uint32": "UINT32", "uint64": "UINT64",
@@ -90,7 +91,7 @@ def _tensor(tensor: Any, specs: dict[str, TensorSpec], manifest: Manifest) -> tu
         )
     if not isinstance(data, list):
         raise BadRequestError(f"input {name}: data must be a list (flat, row-major, or nested)", code="wrong_shape")
-    count = int(np.prod(shape)) if shape else 1
+    count = math.prod(shape)
     if count > MAX_INPUT_ELEMENTS:
         raise BadRequestError(f"input {name} has {count} values; the limit is {MAX_INPUT_ELEMENTS}")
     try:
@@ -120,7 +121,7 @@ def encode_tensor(name: str, value: Output) -> dict[str, Any]:
     if value.dtype == object:
         return {"name": name, "shape": list(value.shape), "datatype": "BYTES", "data": [str(v) for v in value.ravel()]}
     kind = DATATYPES.get(value.dtype.name, value.dtype.name.upper())
-    return {"name": name, "shape": list(value.shape), "datatype": kind, "data": value.ravel().tolist()}
+    return {"name": name, "shape": list(value.shape), "datatype": kind, "data": to_json(value.ravel())}
 
 
 def encode_response(

@@ -20,7 +20,7 @@ from typing import Protocol
 
 from handlers.contract import RuntimeSettings, S3Uri
 from handlers.errors import plain, reason
-from handlers.manifest import DimBounds, Manifest, RuntimeHints, Task, TensorSpec, sha256_file
+from handlers.manifest import DimBounds, Manifest, RequestLimits, RuntimeHints, Task, TensorSpec, sha256_file
 from handlers.runtime import open_session
 from packager import recipes
 from packager.bundle import BundleSpec, check_target, fill, staged
@@ -31,8 +31,9 @@ from packager.data import Dataset, make_dataset, read_arrays, shapes, synthetic_
 from packager.errors import LambdafitError, ModelLoadError
 from packager.export import export_torch
 from packager.fit import Candidate, Failed, FitResult, Measured, choose
+from packager.limits import RowCosts, derive, per_row_elements
 from packager.load import LoadedModel, LoadOptions, OnnxModel, TorchModel, load_factory, load_model
-from packager.measure import Measurement, candidate_runtime, measure, predict
+from packager.measure import Measurement, candidate_runtime, cold_start, measure, predict
 from packager.preprocess import PreprocessingFiles, check_preprocessing, load_preprocessing
 from packager.quality import Metric, Outputs, pick_metric
 from packager.recipes.auto import auto_recipes
@@ -43,6 +44,7 @@ from packager.signature import (
     assign_output_axes,
     count_parameters,
     ctc_charset,
+    index_ranges,
     parse_batch_axes,
     parse_dims,
     read_metadata,
@@ -50,7 +52,7 @@ from packager.signature import (
     shapes_of,
 )
 from packager.size import ZIP_UPLOAD_LIMIT, PackageSize
-from packager.template import AppModel
+from packager.template import LAMBDA_TIMEOUT_S, AppModel
 from packager.wheels import WheelSet, glibc_warning, vendor_wheels
 
 Progress = Callable[[str], None]
@@ -70,17 +72,25 @@ class Uploader(Protocol):
     def __call__(self, store: S3Uri, model: Path, manifest: Manifest) -> S3Uri: ...
 
 
+class Prober(Protocol):
+    def __call__(self, path: Path, data: Dataset, rows: int) -> dict[str, float]: ...
+
+
 @dataclass(frozen=True)
 class Collaborators:
     wheels: WheelSource
     measure: Measurer
     upload: Uploader
+    probe: Prober
+    """Runs the model in a fresh process with some rows: its peak memory (for the request limits)."""
 
     @classmethod
     def default(cls, config: PackConfig) -> Collaborators:
         from packager.model_store import upload
 
-        return cls(wheels=partial(vendor_wheels, wheel_dir=config.wheel_dir), measure=measure, upload=upload)
+        return cls(
+            wheels=partial(vendor_wheels, wheel_dir=config.wheel_dir), measure=measure, upload=upload, probe=cold_start
+        )
 
 
 @dataclass(frozen=True)
@@ -159,6 +169,7 @@ def prepare(config: PackConfig, work: Path, deps: Collaborators, progress: Progr
         diff = exported.max_abs_diff
         notes += model.notes + exported.notes
     inputs, outputs = read_signature(baseline)
+    inputs = index_ranges(baseline, inputs)
     if isinstance(model, TorchModel):
         inputs = _example_defaults(inputs, model)
     inputs, data = _inputs_and_data(config, inputs, notes)
@@ -420,6 +431,7 @@ def assemble(prepared: Prepared, evaluated: Evaluated, deps: Collaborators, prog
                 "sam deploy uploads it through S3 (samconfig sets resolve_s3), which Lambda accepts up to 250 MB unzipped"
             )
     manifest = _manifest(prepared, evaluated, cost.memory_mb)
+    manifest = replace(manifest, limits=_limits(manifest, chosen, prepared.data.eval, deps, cost.memory_mb))
     check_preprocessing(prepared.preprocessing, manifest)
     settings = RuntimeSettings(tracing=config.tracing, service=config.name)
     if config.model_store:
@@ -481,6 +493,24 @@ def _manifest(prepared: Prepared, evaluated: Evaluated, memory_mb: int) -> Manif
         runtime=RuntimeHints(memory_mb=memory_mb),
         preprocessing=prepared.preprocessing.config,
     )
+
+
+PROBE_ROWS = 16
+
+
+def _limits(manifest: Manifest, chosen: Measured, data: Dataset, deps: Collaborators, memory_mb: int) -> RequestLimits:
+    """Request limits from the chosen model's costs: memory per row from fresh processes at 1 and at
+    PROBE_ROWS rows (or from the tensors' sizes when the graph takes a fixed batch or no rows)."""
+    m = chosen.measurement
+    per_row_ms = max(0.0, (m.p50_batch8_ms - m.p50_ms) / 7)
+    if manifest.batched and manifest.fixed_batch is None:
+        peak = deps.probe(chosen.path, data, PROBE_ROWS)["peak_rss_mb"]
+        per_row_mb = max(0.0, (peak - m.peak_rss_mb) / (PROBE_ROWS - 1))
+    else:
+        elements = per_row_elements(manifest, outputs=False) + per_row_elements(manifest, outputs=True)
+        per_row_mb = 3 * 4 * elements / 1e6
+    costs = RowCosts(base_mb=m.peak_rss_mb, per_row_mb=per_row_mb, base_ms=m.p50_ms, per_row_ms=per_row_ms)
+    return derive(manifest, costs, memory_mb, LAMBDA_TIMEOUT_S)
 
 
 def _sample(data: Dataset, specs: tuple[TensorSpec, ...]) -> dict[str, object]:

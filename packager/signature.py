@@ -237,6 +237,38 @@ def parse_dims(texts: tuple[str, ...], inputs: tuple[TensorSpec, ...]) -> dict[s
     return bounds
 
 
+_PASS_THROUGH = ("Cast", "Identity", "Unsqueeze", "Squeeze", "Reshape", "Flatten")
+
+
+def index_ranges(path: Path, inputs: tuple[TensorSpec, ...]) -> tuple[TensorSpec, ...]:
+    """Integer inputs that index a table (token ids into an embedding: Gather on axis 0 of a weight)
+    get the valid range [0, rows - 1], so a request is checked, not wrapped (negative ids) or failed
+    inside onnxruntime (ids past the end)."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    tables = {init.name: int(init.dims[0]) for init in graph.initializer if init.dims}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            value = numpy_helper.to_array(node.attribute[0].t)
+            if value.ndim:
+                tables[node.output[0]] = int(value.shape[0])
+    source = {name: name for name in (s.name for s in inputs if s.dtype.startswith(("int", "uint")))}
+    for node in graph.node:  # topological order: follow inputs through casts and reshapes
+        if node.op_type in _PASS_THROUGH and node.input and node.input[0] in source:
+            source[node.output[0]] = source[node.input[0]]
+    rows: dict[str, int] = {}
+    for node in graph.node:
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+        if node.op_type == "Gather" and axis == 0 and len(node.input) == 2 and node.input[1] in source:
+            table = tables.get(node.input[0])
+            if table:
+                name = source[node.input[1]]
+                rows[name] = min(table, rows.get(name, table))
+    return tuple(replace(spec, value_range=(0, rows[spec.name] - 1)) if spec.name in rows else spec for spec in inputs)
+
+
 def read_metadata(path: Path) -> dict[str, str]:
     import onnx
 

@@ -3,6 +3,7 @@ chains transforms, and every prefix of a chain is computed once per pack."""
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,7 +62,9 @@ class Recipe:
             if done is None:
                 target = ctx.work_dir / f"{'+'.join(prefix)}.onnx"
                 try:
-                    STEPS[step].build().apply(current, target, ctx)
+                    # Quantizers write scratch files (sym_shape_infer_temp.onnx) into the working folder.
+                    with contextlib.chdir(ctx.work_dir):
+                        STEPS[step].build().apply(current, target, ctx)
                 except RecipeError as exc:
                     ctx.done[prefix] = exc
                     raise

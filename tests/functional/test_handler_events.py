@@ -51,4 +51,6 @@ def test_tampered_model_is_refused_with_503(digits_bundle: Path, tmp_path: Path)
     handler = handler_for(model_dir)
     result = handler(load_event("predict-rest.json"), LambdaContext(function_name="digits"))
     assert result["statusCode"] == 503
-    assert "sha256" in json.loads(result["body"])["error"]
+    error = json.loads(result["body"])["error"]
+    assert "checksum_mismatch" in error
+    assert str(tmp_path) not in result["body"]  # paths go to the logs, not to callers

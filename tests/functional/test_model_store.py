@@ -76,18 +76,17 @@ def test_model_is_fetched_verified_and_reused(
     ]
 
 
-@pytest.mark.parametrize(
-    ("body", "message"),
-    [(b"not the model", "does not match the manifest's sha256"), (None, "could not fetch the model")],
-)
-def test_wrong_or_missing_object_stops_serving_with_503(
+@pytest.mark.parametrize(("body", "kind"), [(b"not the model", "checksum_mismatch"), (None, "model_object_missing")])
+def test_a_wrong_or_missing_object_answers_503_and_a_warm_sandbox_recovers_when_it_is_fixed(
     aws_env: None,
     manifest_only: Path,
+    weights: bytes,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     body: bytes | None,
-    message: str,
+    kind: str,
 ) -> None:
+    monkeypatch.setattr("handlers.runtime.RETRY_FIRST_S", 0.0)
     cache = tmp_path / "cache"
     with mock_aws():
         s3 = boto3.client("s3")
@@ -96,11 +95,16 @@ def test_wrong_or_missing_object_stops_serving_with_503(
             s3.put_object(Bucket=BUCKET, Key=KEY, Body=body)
         handler = handler_for(manifest_only, model_uri=S3Uri.parse(URI), cache_dir=cache)
         status, payload = predict(handler)
-        assert status == 503 and payload["code"] == "model_not_ready"
-        assert message in payload["error"]
+        assert status == 503 and payload["code"] == "model_not_ready" and kind in payload["error"]
+        assert BUCKET not in payload["error"] and KEY not in payload["error"]  # the logs say where; callers do not
         health = handler(load_event("health-rest.json"), LambdaContext(function_name="digits"))
-        assert json.loads(health["body"]) == {"status": "ok", "model_ready": False}
-    assert not any((tmp_path / "cache").glob("*.onnx"))
+        assert (health["statusCode"], json.loads(health["body"])["reason"]) == (503, kind)
+        assert not any(cache.glob("*.onnx"))
+        s3.put_object(Bucket=BUCKET, Key=KEY, Body=weights)  # the object is fixed: the same sandbox recovers
+        status, payload = predict(handler)
+        assert status == 200 and payload["model"] == "digits"
+        health = handler(load_event("health-rest.json"), LambdaContext(function_name="digits"))
+        assert health["statusCode"] == 200
 
 
 class _Raw:

@@ -45,15 +45,18 @@ def call(service: Service, event_name: str) -> tuple[int, dict[str, str]]:
     return result["statusCode"], json.loads(result["body"])
 
 
-def test_a_model_that_failed_to_load_answers_503_with_the_reason() -> None:
-    status, body = call(Service(failure="sha256 mismatch"), "predict-rest.json")
+def test_a_model_that_failed_to_load_answers_503_with_the_kind_of_failure_only() -> None:
+    status, body = call(Service(failure="checksum_mismatch"), "predict-rest.json")
     assert status == 503
-    assert body == {"error": "the model is not loaded: sha256 mismatch", "code": "model_not_ready"}
+    assert body == {
+        "error": "the model is not loaded (checksum_mismatch); the function retries, and its logs say why",
+        "code": "model_not_ready",
+    }
 
 
-def test_health_stays_up_and_says_the_model_is_not_ready() -> None:
-    status, body = call(Service(failure="x"), "health-rest.json")
-    assert (status, body) == (200, {"status": "ok", "model_ready": False})
+def test_health_tells_the_truth_when_the_model_is_not_ready() -> None:
+    status, body = call(Service(failure="model_object_missing"), "health-rest.json")
+    assert (status, body) == (503, {"status": "unavailable", "model_ready": False, "reason": "model_object_missing"})
 
 
 def test_routing_errors_without_a_model() -> None:

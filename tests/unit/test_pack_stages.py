@@ -83,7 +83,11 @@ def fake_upload(store: S3Uri, model: Path, manifest: Manifest) -> S3Uri:
     return store.join(manifest.name, "model.onnx")
 
 
-FAKES = Collaborators(wheels=fake_wheels, measure=fake_measure, upload=fake_upload)
+def fake_probe(path: Path, data: Any, rows: int) -> dict[str, float]:
+    return {"peak_rss_mb": 80.0 + rows}
+
+
+FAKES = Collaborators(wheels=fake_wheels, measure=fake_measure, upload=fake_upload, probe=fake_probe)
 
 
 def config(tmp_path: Path, **changes: Any) -> PackConfig:
