@@ -103,6 +103,7 @@ class TextCodec:
 
         self.ids = _input(manifest, config.ids)
         self.mask = _input(manifest, config.mask) if config.mask else None
+        self.type_ids = _input(manifest, config.type_ids) if config.type_ids else None
         self.max_length = config.max_length
         self.max_chars = manifest.limits.max_text_chars
         self.max_items = min(MAX_ITEMS, manifest.limits.max_rows or MAX_ITEMS)
@@ -111,7 +112,13 @@ class TextCodec:
         except Exception as exc:
             raise ManifestError(f"cannot load the bundle's tokenizer: {reason(exc)}") from exc
         self.tokenizer.enable_truncation(self.max_length)
-        self.tokenizer.enable_padding(length=self.max_length)
+        # With a mask the model ignores padding, so a batch pads to its longest text, not to max_length.
+        pad = self.tokenizer.padding or {}
+        self.tokenizer.enable_padding(
+            pad_id=pad.get("pad_id", 0),
+            pad_token=pad.get("pad_token", "[PAD]"),
+            length=None if self.mask is not None and isinstance(self.ids.shape[-1], str) else self.max_length,
+        )
 
     def decode(self, payload: dict[str, Any]) -> dict[str, np.ndarray]:
         texts = _items(payload, *self.fields, self.max_items)
@@ -122,6 +129,8 @@ class TextCodec:
         arrays = {self.ids.name: np.asarray([e.ids for e in encodings], dtype=self.ids.dtype)}
         if self.mask is not None:
             arrays[self.mask.name] = np.asarray([e.attention_mask for e in encodings], dtype=self.mask.dtype)
+        if self.type_ids is not None:
+            arrays[self.type_ids.name] = np.zeros(arrays[self.ids.name].shape, dtype=self.type_ids.dtype)
         return arrays
 
 

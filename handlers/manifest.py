@@ -187,7 +187,8 @@ class ImagePreprocessing:
 
 @dataclass(frozen=True)
 class TextPreprocessing:
-    """Clients may send text, tokenized with the bundle's tokenizer.json into `ids` (and `mask`)."""
+    """Clients may send text, tokenized with the bundle's tokenizer.json into `ids` (and `mask`, and
+    zeros into `type_ids`: one segment, as BERT takes a single sentence)."""
 
     kind: ClassVar[str] = "text"
     extras: ClassVar[tuple[str, ...]] = ("text",)
@@ -195,6 +196,7 @@ class TextPreprocessing:
     max_length: int = 128
     ids: str | None = None
     mask: str | None = None
+    type_ids: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_length, int) or self.max_length <= 0:

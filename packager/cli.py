@@ -38,7 +38,9 @@ def _fail(error: Exception) -> None:
 
 @app.command()
 def pack(
-    model: Annotated[str, typer.Argument(help="an .onnx file, or a torch factory path/to/file.py:function")],
+    model: Annotated[
+        str, typer.Argument(help="an .onnx file, a torch factory file.py:function, or a Hugging Face checkpoint folder")
+    ],
     name: Annotated[str, typer.Option(help="endpoint name: the bundle folder, stack and function")],
     output: Annotated[Path, typer.Option("--output", "-o", help="folder that receives build/NAME")] = Path("build"),
     eval_data: Annotated[
@@ -108,6 +110,13 @@ def pack(
             "files you made or trust); the bundle ships ONNX only"
         ),
     ] = False,
+    task: Annotated[
+        str | None,
+        typer.Option(
+            help="for a Hugging Face checkpoint folder: text-classification, token-classification, question-answering, "
+            "fill-mask, feature-extraction or image-classification [default: from config.json's architectures]"
+        ),
+    ] = None,
 ) -> None:
     """Export, optimize and measure MODEL, choose the best candidate that fits, write a SAM bundle."""
     from packager.config import Budget, PackConfig, resolve
@@ -145,6 +154,7 @@ def pack(
             dims=tuple(dim),
             classifier_output=classifier_output,
             trust_pickle=trust_pickle,
+            task=task,
         )
         with err.status("packing") as status:
             result = run_pack(config, progress=lambda message: status.update(message))

@@ -161,6 +161,8 @@ class PackConfig:
     force: bool = False
     trust_pickle: bool = False
     """Load a .joblib/.pkl MODEL with pickle at pack time (it runs the file's code); the bundle ships ONNX only."""
+    task: str | None = None
+    """The task to load a Hugging Face checkpoint folder for (packager.convert_hf.HfTask); inferred when None."""
 
     def __post_init__(self) -> None:
         self._coerce()
@@ -197,6 +199,10 @@ class PackConfig:
             raise LambdafitError("--reserved-concurrency must be 0 or more")
         if self.provisioned_concurrency is not None and self.provisioned_concurrency < 1:
             raise LambdafitError("--provisioned-concurrency must be 1 or more")
+        if self.task is not None:
+            from packager.convert_hf import HfTask
+
+            _enum(HfTask, self.task, "task")
 
     def _coerce(self) -> None:
         """Strings and lists as the CLI parses them, for Python callers that pass them."""

@@ -33,6 +33,8 @@ OPSET = 20
 TORCHSCRIPT_OPSET = 17
 PARITY_ATOL = 1e-4
 BATCH_DIM = "batch"
+SEQUENCE_DIM = "sequence"
+"""The name of the dynamic second axis of integer [batch, seq] inputs (token ids)."""
 SEQUENCE_MAX = 4096
 """Upper bound on an inferred sequence axis when the module's config does not say (dynamo needs one)."""
 
@@ -130,7 +132,7 @@ def dynamic_axes(model: TorchModel) -> dict[str, dict[int, str]]:
             continue
         axes[name] = {0: BATCH_DIM} | declared
         if tensor.dim() == 2 and not tensor.dtype.is_floating_point and tensor.dtype != torch.bool:
-            axes[name].setdefault(1, "sequence")
+            axes[name].setdefault(1, SEQUENCE_DIM)
     return axes
 
 
@@ -176,12 +178,12 @@ def _dim(label: str, model: TorchModel, shared: dict[str, Any]) -> Any:
     """One dimension object per label, so inputs that share a sequence axis share it in the graph."""
     import torch
 
-    if label != "sequence":
+    if label != SEQUENCE_DIM:
         return torch.export.Dim.DYNAMIC
     if label not in shared:
         config = getattr(model.module, "config", None)
         limit = int(getattr(config, "max_position_embeddings", 0) or SEQUENCE_MAX)
-        shared[label] = torch.export.Dim("sequence", min=1, max=limit)
+        shared[label] = torch.export.Dim(SEQUENCE_DIM, min=1, max=limit)
     return shared[label]
 
 

@@ -3,7 +3,7 @@
 - an `.onnx` file;
 - a factory `path/to/file.py:function` returning a torch module, or a fitted scikit-learn, LightGBM or
   XGBoost estimator or pipeline, with example inputs (converted here with skl2onnx / onnxmltools);
-- a Hugging Face checkpoint folder (config.json, safetensors, tokenizer files), exported with Optimum;
+- a Hugging Face checkpoint folder (config.json, safetensors, tokenizer files), loaded with transformers;
 - a pickled estimator (`.joblib`, `.pkl`) only with `--trust-pickle`: unpickling runs code, so it
   happens here, at pack time, and the bundle ships ONNX.
 """
@@ -24,6 +24,7 @@ from packager.errors import ModelLoadError
 if TYPE_CHECKING:
     import torch
 
+    from handlers.manifest import DimBounds
     from packager.preprocess import PreprocessingFiles
 
 
@@ -36,7 +37,7 @@ class LoadOptions:
     """Where converted models are written (the pack's temporary folder)."""
     trust_pickle: bool = False
     task: str | None = None
-    """The Hugging Face task to export for (text-classification, ...), inferred when None."""
+    """The Hugging Face task to load a checkpoint for (packager.convert_hf.HfTask), inferred when None."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class OnnxModel:
     preprocessing: PreprocessingFiles | None = None
     """How clients may send requests other than tensors (a checkpoint's tokenizer), when known."""
     notes: tuple[str, ...] = ()
+    dims: dict[str, DimBounds] = field(default_factory=dict)
+    """Bounds the model itself sets on symbolic dimensions (a checkpoint's positions); `--dim` overrides."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,8 @@ class TorchModel:
     preprocessing: PreprocessingFiles | None = None
     """How clients may send requests other than tensors (a checkpoint's tokenizer), when known."""
     notes: tuple[str, ...] = ()
+    dims: dict[str, DimBounds] = field(default_factory=dict)
+    """Bounds the model itself sets on symbolic dimensions (a checkpoint's positions); `--dim` overrides."""
 
     def call(self, module: torch.nn.Module, tensors: Sequence[torch.Tensor]) -> Any:
         """Run `module` (this model or a pruned copy) on tensors in input order."""
@@ -87,6 +92,10 @@ def load_model(spec: str, options: LoadOptions) -> LoadedModel:
         from packager.convert_hf import load_checkpoint
 
         return load_checkpoint(path, options)
+    if options.task is not None:
+        raise ModelLoadError(
+            f"--task {options.task} is for Hugging Face checkpoint folders (with config.json); {spec} is not one"
+        )
     if path.suffix.lower() in PICKLE_SUFFIXES:
         from packager.convert_sklearn import load_pickle
 

@@ -153,7 +153,7 @@ def pack(config: PackConfig, progress: Progress = _quiet, collaborators: Collabo
 def prepare(config: PackConfig, work: Path, deps: Collaborators, progress: Progress) -> Prepared:
     notes: list[str] = []
     progress(f"loading {config.model}")
-    options = LoadOptions(work_dir=work, trust_pickle=config.trust_pickle)
+    options = LoadOptions(work_dir=work, trust_pickle=config.trust_pickle, task=config.task)
     model = load_model(config.model, options)
     student = load_factory(*split_factory(config.student, "--student"), options) if config.student else None
     if student is not None and not isinstance(student, TorchModel):
@@ -191,7 +191,7 @@ def prepare(config: PackConfig, work: Path, deps: Collaborators, progress: Progr
         baseline=baseline,
         inputs=inputs,
         outputs=outputs,
-        dims=parse_dims(config.dims, inputs),
+        dims=_model_dims(model, inputs) | parse_dims(config.dims, inputs),
         data=data,
         preprocessing=preprocessing,
         size=PackageSize(config.package, config.limit, wheels),
@@ -209,6 +209,12 @@ def _example_defaults(inputs: tuple[TensorSpec, ...], model: TorchModel) -> tupl
         else spec
         for spec in inputs
     )
+
+
+def _model_dims(model: LoadedModel, inputs: tuple[TensorSpec, ...]) -> dict[str, DimBounds]:
+    """The model's own bounds on the symbolic dimensions its graph kept (the exporter may have fixed some)."""
+    symbolic = {dim for spec in inputs for dim in spec.shape if isinstance(dim, str)}
+    return {name: bounds for name, bounds in model.dims.items() if name in symbolic}
 
 
 def _inputs_and_data(

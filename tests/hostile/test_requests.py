@@ -194,7 +194,7 @@ def test_overflowing_outputs_are_null_with_a_warning_and_no_made_up_label(call: 
 
 def test_v2_answers_with_overflow_are_strict_json(call: Call) -> None:
     tensor = {"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [9.0, 0.0, 0.0]}
-    got, payload, raw = call("overflow", {"inputs": [tensor]}, V2.format("overflow"))
+    got, payload, _ = call("overflow", {"inputs": [tensor]}, V2.format("overflow"))
     assert got == 200 and payload["outputs"][0]["data"][0] is None and payload["parameters"]["warnings"]
 
 

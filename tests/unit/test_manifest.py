@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,12 @@ def test_sha256_file_matches_hashlib(tmp_path: Path) -> None:
 def test_text_preprocessing_keeps_its_tokenizer_inside_the_model_folder() -> None:
     with pytest.raises(ValueError, match="must be a file name inside the model folder"):
         TextPreprocessing(tokenizer="../../etc/passwd")
+
+
+def test_text_preprocessing_with_type_ids_round_trips() -> None:
+    text = TextPreprocessing(max_length=64, ids="input_ids", mask="attention_mask", type_ids="token_type_ids")
+    manifest = replace(sample(), preprocessing=text)
+    loaded = Manifest.from_dict(json.loads(manifest.dumps()))
+    assert loaded.preprocessing == text
+    assert json.loads(manifest.dumps())["preprocessing"]["type_ids"] == "token_type_ids"
+    assert "type_ids" not in json.loads(replace(manifest, preprocessing=TextPreprocessing()).dumps())["preprocessing"]
