@@ -29,6 +29,8 @@ def class_count(spec: TensorSpec, value: Output) -> int | None:
         return len(value[0]) if value and isinstance(value[0], dict) else None
     if spec.batch_axis != 0 or value.dtype.kind != "f" or value.ndim < 2:
         return None
+    if len(spec.shape) > 1 and isinstance(spec.shape[1], str):
+        return None  # an axis that varies with the input (QA's start_logits over the sequence), not classes
     if any(size != 1 for size in value.shape[2:]):
         return None
     return int(value.shape[1]) if value.shape[1] > 1 else None
