@@ -1,14 +1,16 @@
-"""The handler's own cost, in one run:
+"""The handler's own cost against its peers, in one run, interleaved and repeated:
 
-1. warm latency through the Lambda handler (powertools resolver, validation, JSON both ways, EMF
-   metrics written to a discarded stdout) against raw `InferenceSession.run` on the same session and
-   inputs, interleaved, on the digits CNN and on the 109 M-parameter transformer (>= 10 ms a call);
-   the bar: handler p50 <= 1.05 x raw p50 + 0.2 ms;
-2. init time in a fresh interpreter, split into numpy + onnxruntime imports, powertools imports,
-   lambdafit's own imports, checksum + manifest, session creation, app creation; and the packages loaded;
-3. requests per second of `lambdafit serve --workers 2` under wrk (Debian's wrk; a Python client if absent).
+1. warm latency per request on the same model, the same session settings and the same REST event:
+   raw `InferenceSession.run`, a minimal hand-written handler (bench/peers/minimal_handler.py),
+   FastAPI + Mangum (bench/peers/fastapi_app.py) and lambdafit's handler, called A, B, C, D, A, B, ...
+   on the digits CNN and on a 3-layer transformer (10-20 ms a call); p50 and p99, ratios to raw, and
+   lambdafit's p50 over the minimal handler's (the bar: within 0.05 ms);
+2. cold start: a fresh interpreter to the first response, minimal / lambdafit / FastAPI in rotation,
+   medians of the rounds, and lambdafit's split (imports, manifest, session, first request); the bar:
+   within 1.2x the minimal handler's;
+3. `lambdafit serve --workers 2` under wrk (Debian's wrk).
 
-    .venv/bin/python bench/handler.py [--skip-transformer]
+    .venv/bin/python bench/handler.py [--rounds 3000] [--cold 9] [--skip-mid] [--skip-wrk]
 """
 
 from __future__ import annotations
@@ -19,149 +21,197 @@ import io
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+PEERS = Path(__file__).resolve().parent / "peers"
 sys.path.insert(0, str(ROOT))
 
-from handlers.app import make_handler  # noqa: E402
+from handlers.app import serve  # noqa: E402
 from handlers.contract import RuntimeSettings  # noqa: E402
 from handlers.events import RestEvent  # noqa: E402
-from handlers.runtime import ModelRuntime, decode_inputs  # noqa: E402
+from handlers.runtime import load_service  # noqa: E402
 from packager.config import PackConfig  # noqa: E402
 from packager.emulator import LambdaContext  # noqa: E402
 from packager.pack import pack  # noqa: E402
 
-ROUNDS = 2000
-
-INIT_PROBE = """
-import json, sys, time
-t0 = time.perf_counter()
-import numpy, onnxruntime
-t1 = time.perf_counter()
-import aws_lambda_powertools.event_handler, aws_lambda_powertools.logging, aws_lambda_powertools.metrics
-t2 = time.perf_counter()
-import handlers.app
-from handlers.contract import RuntimeSettings
-from handlers.runtime import load_service
-t3 = time.perf_counter()
-service = load_service(RuntimeSettings(model_dir=__import__("pathlib").Path(sys.argv[1])))
-t4 = time.perf_counter()
-app = handlers.app.Endpoint(service, handlers.app.Metrics(namespace="bench"))
-t5 = time.perf_counter()
-timings = service.runtime.timings
-top = sorted({name.split(".")[0] for name in sys.modules if not name.startswith("_")})
-print(json.dumps({
-    "numpy + onnxruntime import": (t1 - t0) * 1000,
-    "powertools imports": (t2 - t1) * 1000,
-    "lambdafit imports": (t3 - t2) * 1000,
-    "manifest + sha256": timings["verify_ms"],
-    "session creation": timings["session_ms"],
-    "lambdafit other (load_service, Endpoint)": ((t4 - t3) * 1000 - timings["verify_ms"] - timings["session_ms"]) + (t5 - t4) * 1000,
-    "packages": top,
-}))
-"""
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
 def bundle_for(name: str, out: Path) -> Path:
-    if name == "digits":
-        config = PackConfig(
-            model=f"{ROOT}/examples/digits/model.py:build",
-            name="digits",
-            output_dir=out,
-            eval_data=ROOT / "examples/digits/eval.npz",
-            python="3.11",
-            recipes=("slim+int8-static",),
-        )
-    else:
-        if not (ROOT / "examples/transformer/eval.npz").is_file():
-            subprocess.run([sys.executable, str(ROOT / "examples/transformer/model.py")], check=True)
-        config = PackConfig(
-            model=f"{ROOT}/examples/transformer/model.py:build",
-            name="transformer",
-            output_dir=out,
-            eval_data=ROOT / "examples/transformer/eval.npz",
-            python="3.11",
-            recipes=("slim",),
-        )
+    model = f"{ROOT}/examples/digits/model.py:build" if name == "digits" else f"{PEERS}/mid_transformer.py:build"
+    eval_data = ROOT / "examples/digits/eval.npz" if name == "digits" else None
+    config = PackConfig(model=model, name=name, output_dir=out, eval_data=eval_data, python="3.11", recipes=("slim",))
     return pack(config).bundle
 
 
-def warm_latency(bundle: Path, rows: list[object]) -> dict[str, float]:
+def _load_peer(path: Path, model: Path, session: Any) -> Handler:
+    """Import a peer's module with the bundle's model, then give it lambdafit's session (same settings)."""
+    import importlib.util
+
+    os.environ["MODEL"] = str(model)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.session = session
+    return module.handler  # type: ignore[no-any-return]
+
+
+def _spread(samples: list[float]) -> str:
+    p50, p99 = np.percentile(samples, [50, 99])
+    low, high = np.percentile(samples, [25, 75])
+    return f"p50 {p50:.4f} ms (IQR {low:.4f}-{high:.4f}), p99 {p99:.4f} ms"
+
+
+def warm(bundle: Path, rows: list[Any], rounds: int) -> dict[str, list[float]]:
     model_dir = bundle / "function" / "model"
-    handler = make_handler(RuntimeSettings(model_dir=model_dir))
-    runtime = ModelRuntime.load(RuntimeSettings(model_dir=model_dir))
-    feed = decode_inputs({"inputs": rows}, runtime.manifest.inputs)
-    event = RestEvent.build(
-        "POST", "/predict", body=json.dumps({"inputs": rows}), headers={"Content-Type": "application/json"}
-    )
+    settings = RuntimeSettings(model_dir=model_dir, metrics=True, service=bundle.name)
+    service = load_service(settings)
+    assert service.runtime is not None
+    session = service.runtime.session
+    body = json.dumps({"inputs": rows})
+    event = RestEvent.build("POST", "/predict", body=body, headers={"Content-Type": "application/json"})
+    name = service.runtime.manifest.inputs[0].name
+    feed = {name: np.asarray(rows, dtype=service.runtime.manifest.inputs[0].dtype)}
     context = LambdaContext(function_name=bundle.name)
-    raw, through = [], []
-    sink = io.StringIO()
+    minimal = _load_peer(PEERS / "minimal_handler.py", model_dir / "model.onnx", session)
+    fastapi = _load_peer(PEERS / "fastapi_app.py", model_dir / "model.onnx", session)
+    ours = serve(service, settings)
+    contenders: dict[str, Callable[[], Any]] = {
+        "raw session.run": lambda: session.run(None, feed),
+        "minimal handler": lambda: minimal(event, context),
+        "FastAPI + Mangum": lambda: fastapi(event, context),
+        "lambdafit": lambda: ours(event, context),
+    }
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    sink = io.StringIO()  # EMF lines and logs go to stdout in Lambda; here to a buffer, as cheap
     with contextlib.redirect_stdout(sink):
-        for _ in range(50):
-            handler(event, context)
-            runtime.session.run(None, feed)
-        for i in range(ROUNDS):
-            if i % 100 == 0:
+        for _ in range(100):
+            for call in contenders.values():
+                call()
+        for i in range(rounds):
+            if i % 200 == 0:
                 sink.seek(0)
                 sink.truncate()
-            start = time.perf_counter()
-            runtime.session.run(None, feed)
-            middle = time.perf_counter()
-            result = handler(event, context)
-            end = time.perf_counter()
-            assert result["statusCode"] == 200
-            raw.append((middle - start) * 1000)
-            through.append((end - middle) * 1000)
-    raw_p50, handler_p50 = float(np.median(raw)), float(np.median(through))
-    return {
-        "raw p50 ms": raw_p50,
-        "handler p50 ms": handler_p50,
-        "bar ms": 1.05 * raw_p50 + 0.2,
-        "overhead ms": handler_p50 - raw_p50,
-    }
+            for label, call in contenders.items():
+                start = time.perf_counter()
+                call()
+                times[label].append((time.perf_counter() - start) * 1000)
+    return times
 
 
-def init_split(bundle: Path) -> dict[str, object]:
-    """In fresh interpreters, with bytecode compiled as the image compiles it (read-only /var/task)."""
+def report_warm(title: str, times: dict[str, list[float]]) -> None:
+    raw = float(np.median(times["raw session.run"]))
+    minimal = float(np.median(times["minimal handler"]))
+    print(f"\nwarm latency, {title}, {len(times['lambdafit'])} interleaved rounds:")
+    for label, samples in times.items():
+        print(f"  {label:18s} {_spread(samples)}   {np.median(samples) / raw:5.2f}x raw")
+    ours = float(np.median(times["lambdafit"]))
+    pairs = np.array(times["lambdafit"]) - np.array(times["minimal handler"])
+    print(
+        f"  lambdafit - minimal handler: p50 {ours - minimal:+.4f} ms (paired median {np.median(pairs):+.4f} ms; "
+        f"bar: <= +0.05 ms) -> {'met' if ours - minimal <= 0.05 else 'NOT met'}"
+    )
+
+
+COLD = {
+    "minimal handler": "import sys, json; sys.path.insert(0, {peers!r}); import minimal_handler as m; "
+    "print(json.dumps(m.handler(json.loads(open({event!r}).read()), None)['statusCode']), flush=True)",
+    "lambdafit": "import os, json; from handlers.lambda_function import lambda_handler as h; "
+    "print(json.dumps(h(json.loads(open({event!r}).read()), None)['statusCode']), flush=True)",
+    "FastAPI + Mangum": "import sys, json; sys.path.insert(0, {peers!r}); import fastapi_app as m; "
+    "print(json.dumps(m.handler(json.loads(open({event!r}).read()), Ctx())['statusCode']), flush=True)",
+}
+CTX = (
+    "class Ctx:\n    aws_request_id = 'r'; function_name = 'f'; memory_limit_in_mb = 512; invoked_function_arn = 'a'\n"
+)
+
+SPLIT = """
+import time, json, sys
+t0 = time.perf_counter()
+import numpy, onnxruntime
+t1 = time.perf_counter()
+import aws_lambda_powertools.logging
+t2 = time.perf_counter()
+import handlers.app, handlers.contract
+t3 = time.perf_counter()
+settings = handlers.contract.RuntimeSettings.from_env(__import__("os").environ)
+service = handlers.app.load_service(settings)
+t4 = time.perf_counter()
+handler = handlers.app.serve(service, settings)
+event = json.loads(open(sys.argv[1]).read())
+handler(event, None)
+t5 = time.perf_counter()
+print(json.dumps({"numpy + onnxruntime": (t1 - t0) * 1000, "powertools logging": (t2 - t1) * 1000,
+    "lambdafit modules": (t3 - t2) * 1000, "manifest + sha256": service.runtime.timings["verify_ms"],
+    "session": service.runtime.timings["session_ms"], "first request": (t5 - t4) * 1000}))
+"""
+
+
+def cold(bundle: Path, rounds: int) -> None:
+    """Fresh interpreters to the first response, with the handler code compiled as the image compiles it."""
     code = Path(tempfile.mkdtemp())
     shutil.copytree(ROOT / "handlers", code / "handlers", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(PEERS, code / "peers", ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run(
         [sys.executable, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", str(code)], check=True
     )
-    runs = []
-    for _ in range(5):
+    model_dir = bundle / "function" / "model"
+    event = code / "event.json"
+    rows = np.load(ROOT / "examples/digits/eval.npz")["x"][:1].tolist()
+    event.write_text(json.dumps(RestEvent.build("POST", "/predict", body=json.dumps({"inputs": rows}),
+                                                headers={"Content-Type": "application/json"})))  # fmt: skip
+    env = os.environ | {
+        "PYTHONPATH": str(code), "MODEL": str(model_dir / "model.onnx"), "LAMBDAFIT_MODEL_DIR": str(model_dir),
+        "POWERTOOLS_SERVICE_NAME": "digits", "POWERTOOLS_METRICS_DISABLED": "false",
+    }  # fmt: skip
+    times: dict[str, list[float]] = {label: [] for label in COLD}
+    for _ in range(rounds):
+        for label, template in COLD.items():
+            script = CTX + template.format(peers=str(code / "peers"), event=str(event))
+            start = time.perf_counter()
+            result = subprocess.run([sys.executable, "-c", script], cwd=code, env=env, capture_output=True, text=True)
+            elapsed = (time.perf_counter() - start) * 1000
+            assert result.stdout.strip().splitlines()[-1] == "200", (label, result.stdout[-500:], result.stderr[-2000:])
+            times[label].append(elapsed)
+    base = statistics.median(times["minimal handler"])
+    print(f"\ncold start (fresh interpreter to first response), {rounds} rotations, median (min-max):")
+    for label, samples in times.items():
+        print(f"  {label:18s} {statistics.median(samples):7.1f} ms ({min(samples):.0f}-{max(samples):.0f})   "
+              f"{statistics.median(samples) / base:.2f}x minimal")  # fmt: skip
+    ratio = statistics.median(times["lambdafit"]) / base
+    print(f"  bar: lambdafit <= 1.2x minimal -> {ratio:.2f}x, {'met' if ratio <= 1.2 else 'NOT met'}")
+    splits = []
+    for _ in range(rounds):
         out = subprocess.run(
-            [sys.executable, "-c", INIT_PROBE, str(bundle / "function" / "model")],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=code,
-            env=os.environ | {"PYTHONPATH": str(code)},
+            [sys.executable, "-c", SPLIT, str(event)], cwd=code, env=env, capture_output=True, text=True, check=True
         )
-        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    medians: dict[str, object] = {k: float(np.median([r[k] for r in runs])) for k in runs[0] if k != "packages"}
-    medians["packages"] = runs[0]["packages"]
-    return medians
+        splits.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    print(
+        "  lambdafit's split, medians (ms):",
+        ", ".join(f"{k} {statistics.median(s[k] for s in splits):.1f}" for k in splits[0]),
+    )
 
 
-def requests_per_second(bundle: Path, workers: int = 2, seconds: int = 10) -> dict[str, float]:
+def requests_per_second(bundle: Path, workers: int = 2, seconds: int = 10) -> None:
+    if not shutil.which("wrk"):
+        print("wrk not found: apt-get install wrk")
+        return
     port = 3900
-    env = os.environ | {"POWERTOOLS_LOG_LEVEL": "WARNING"}
     server = subprocess.Popen(
         [sys.executable, "-m", "packager.cli", "serve", str(bundle), "--port", str(port), "--workers", str(workers)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        cwd=ROOT,
-    )
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ | {"POWERTOOLS_LOG_LEVEL": "WARNING"}, cwd=ROOT,
+    )  # fmt: skip
     try:
         import urllib.request
 
@@ -170,34 +220,19 @@ def requests_per_second(bundle: Path, workers: int = 2, seconds: int = 10) -> di
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).read()
                 break
             time.sleep(0.1)
-        time.sleep(1.0)
-        body = json.dumps({"inputs": [[0.5] * 64]})
-        if shutil.which("wrk"):
-            with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-                script.write(
-                    f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\nwrk.headers["Content-Type"] = "application/json"\n'
-                )
-            result = subprocess.run(
-                [
-                    "wrk",
-                    "-t2",
-                    "-c4",
-                    f"-d{seconds}s",
-                    "-s",
-                    script.name,
-                    "--latency",
-                    f"http://127.0.0.1:{port}/predict",
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+            body = json.dumps({"inputs": [[0.5] * 64]})
+            script.write(
+                f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\nwrk.headers["Content-Type"] = "application/json"\n'
             )
-            os.unlink(script.name)
-            rps = float(next(line.split()[1] for line in result.stdout.splitlines() if line.startswith("Requests/sec")))
-            p50 = next(line.split()[1] for line in result.stdout.splitlines() if line.strip().startswith("50%"))
-            non2xx = [line for line in result.stdout.splitlines() if "Non-2xx" in line or "Socket errors" in line]
-            return {"requests/s": rps, "p50": p50, "errors": non2xx or "none"}  # type: ignore[dict-item]
-        raise SystemExit("wrk not found: apt-get install wrk")
+        result = subprocess.run(["wrk", "-t2", "-c4", f"-d{seconds}s", "-s", script.name, "--latency",
+                                 f"http://127.0.0.1:{port}/predict"], capture_output=True, text=True, check=True)  # fmt: skip
+        os.unlink(script.name)
+        rps = next(line.split()[1] for line in result.stdout.splitlines() if line.startswith("Requests/sec"))
+        p50 = next(line.split()[1] for line in result.stdout.splitlines() if line.strip().startswith("50%"))
+        errors = [line.strip() for line in result.stdout.splitlines() if "Non-2xx" in line or "Socket errors" in line]
+        print(f"\nlambdafit serve --workers {workers} under wrk -t2 -c4 {seconds}s: {rps} requests/s, p50 {p50}, "
+              f"errors: {errors or 'none'}")  # fmt: skip
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -205,28 +240,23 @@ def requests_per_second(bundle: Path, workers: int = 2, seconds: int = 10) -> di
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--skip-transformer", action="store_true")
+    parser.add_argument("--rounds", type=int, default=3000)
+    parser.add_argument("--cold", type=int, default=9)
+    parser.add_argument("--skip-mid", action="store_true", help="leave out the 10-20 ms transformer")
+    parser.add_argument("--skip-wrk", action="store_true")
     args = parser.parse_args()
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp)
-        digits = bundle_for("digits", out)
-        row = np.load(ROOT / "examples/digits/eval.npz")["x"][:1].tolist()
-        print("warm latency, digits (batch 1):", json.dumps(warm_latency(digits, row), indent=None))
-        if not args.skip_transformer:
-            transformer = bundle_for("transformer", out)
-            ids = np.load(ROOT / "examples/transformer/eval.npz")["input_ids"][:1].tolist()
-            print("warm latency, transformer fp32 (batch 1):", json.dumps(warm_latency(transformer, ids)))
-        split = init_split(digits)
-        packages = split.pop("packages")
-        print("init split, digits, median of 5 fresh interpreters (ms):")
-        for part, ms in split.items():
-            print(f"  {part:45s} {ms:8.1f}")
-        ours = (
-            split["lambdafit imports"] + split["manifest + sha256"] + split["lambdafit other (load_service, Endpoint)"]
-        )  # type: ignore[operator]
-        print(f"  lambdafit's own share: {ours:.1f} ms (bar: 10 ms)")
-        print("  packages loaded:", " ".join(packages))  # type: ignore[arg-type]
-        print("lambdafit serve --workers 2 under wrk -t2 -c4 10s:", requests_per_second(digits))
+        digits = bundle_for("digits", Path(tmp))
+        rows = np.load(ROOT / "examples/digits/eval.npz")["x"][:1].tolist()
+        report_warm("digits CNN (batch 1)", warm(digits, rows, args.rounds))
+        if not args.skip_mid:
+            mid = bundle_for("transformer", Path(tmp))
+            ids = np.random.default_rng(0).integers(1000, 30000, size=(1, 64)).tolist()
+            report_warm("3-layer transformer (batch 1, seq 64)", warm(mid, ids, max(200, args.rounds // 20)))
+        cold(digits, args.cold)
+        if not args.skip_wrk:
+            requests_per_second(digits)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Routing and HTTP shape: `Endpoint` answers the routes of `handlers.routes` for any event shape.
 
 The dispatch is a dictionary lookup over the one route table (powertools' resolver costs 55-60 ms of
-imports at cold start and most of the per-request overhead); logs, metrics and traces are powertools'.
+imports at cold start and most of the per-request overhead). Logs and traces are powertools'; the
+per-request metrics line is written by handlers.metrics (powertools' Metrics for the rare ones).
 """
 
 from __future__ import annotations
@@ -9,10 +10,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
-
-from aws_lambda_powertools.metrics import Metrics, MetricUnit, single_metric
-from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from handlers import v2
 from handlers.contract import STATIC_DIR, RuntimeSettings
@@ -27,9 +25,10 @@ from handlers.errors import (
 )
 from handlers.events import JSON, Request, Response, RestEvent, shape_of
 from handlers.logs import logger
+from handlers.metrics import RequestMetrics
 from handlers.routes import RouteTable
 from handlers.runtime import Service, load_service
-from handlers.tensors import Output, non_finite, to_json, top_k
+from handlers.tensors import Output, non_finite_warning, to_json, top_k
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -47,9 +46,11 @@ SERVER_VERSION = "0.1.0"
 class Endpoint:
     """The model's HTTP API: one method per route endpoint, errors as JSON with a code."""
 
-    def __init__(self, service: Service, metrics: Metrics, static_dir: Path | None = None) -> None:
+    def __init__(self, service: Service, metrics: RequestMetrics, static_dir: Path | None = None) -> None:
         self.service = service
         self.metrics = metrics
+        self.latency_ms: float | None = None
+        """The model's run time in the current request, for its metrics line."""
         self.static_dir = static_dir
         self.table = RouteTable()
 
@@ -81,19 +82,13 @@ class Endpoint:
         )
 
     def error(self, error: ServiceError, version: str = "$LATEST") -> Response:
-        """The JSON error, counted: ClientErrors in the request's metrics, and one `Errors` metric with
-        the error code as its dimension (its own EMF line, so other metrics keep theirs). A 5xx is also
+        """The JSON error, counted: one `Errors` metric with the error code as its dimension (its own EMF
+        line; the request's own line counts ClientErrors). A 5xx is also
         `ServerErrors` by `FunctionVersion`: what the canary's rollback alarm watches, since answering
         503 is no function error to AWS/Lambda."""
         if error.status >= 500:
-            with single_metric(
-                name="ServerErrors", unit=MetricUnit.Count, value=1, namespace=self.metrics.namespace
-            ) as server:
-                server.add_dimension(name="FunctionVersion", value=version)
-        else:
-            self.metrics.add_metric(name="ClientErrors", unit=MetricUnit.Count, value=1)
-        with single_metric(name="Errors", unit=MetricUnit.Count, value=1, namespace=self.metrics.namespace) as by_code:
-            by_code.add_dimension(name="code", value=error.code)
+            self.metrics.single("ServerErrors", "FunctionVersion", version)
+        self.metrics.single("Errors", "code", error.code)
         return Response(error.status, json.dumps(error.to_body()))
 
     def runtime_for(self, name: str, version: str | None = None) -> ModelRuntime:
@@ -110,9 +105,7 @@ class Endpoint:
     def timed_run(self, runtime: ModelRuntime, inputs: dict[str, Any]) -> dict[str, Any]:
         start = time.perf_counter()
         outputs = runtime.run(inputs)
-        self.metrics.add_metric(
-            name="InferenceLatency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - start) * 1000
-        )
+        self.latency_ms = (time.perf_counter() - start) * 1000
         return outputs
 
     # The routes' endpoints, as named in handlers.routes.ROUTES.
@@ -121,14 +114,11 @@ class Endpoint:
         runtime = self.service.require()
         manifest = runtime.manifest
         outputs = self.timed_run(runtime, runtime.decode(read_json(request)))
-        body: dict[str, Any] = {
-            "outputs": {name: to_json(value) for name, value in outputs.items()},
-            "model": manifest.name,
-            "version": manifest.version,
-        }
+        encoded, warnings = encode_outputs(outputs)
+        body: dict[str, Any] = {"outputs": encoded, "model": manifest.name, "version": manifest.version}
         if manifest.classifier_output is not None:
             body["predictions"] = top_k(outputs[manifest.classifier_output], manifest.labels, TOP_K)
-        if warnings := _non_finite_warnings(outputs):
+        if warnings:
             body["warnings"] = warnings
         return json_response(body)
 
@@ -161,8 +151,8 @@ class Endpoint:
         runtime = self.runtime_for(name, version)
         arrays, names, request_id = v2.decode_request(read_json(request), runtime.manifest)
         outputs = self.timed_run(runtime, arrays)
-        body = v2.encode_response(runtime.manifest, outputs, names, request_id)
-        if warnings := _non_finite_warnings({name: outputs[name] for name in names}):
+        body, warnings = v2.encode_response(runtime.manifest, outputs, names, request_id)
+        if warnings:
             body["parameters"] = {"warnings": warnings}
         return json_response(body)
 
@@ -203,13 +193,15 @@ def json_response(body: dict[str, Any]) -> Response:
     return Response(200, text)
 
 
-def _non_finite_warnings(outputs: dict[str, Output]) -> list[str]:
-    counts = {name: non_finite(value) for name, value in outputs.items()}
-    return [
-        f"output {name} has {count} values that are not finite numbers (overflow or NaN), sent as null"
-        for name, count in counts.items()
-        if count
-    ]
+def encode_outputs(outputs: dict[str, Output]) -> tuple[dict[str, Any], list[str]]:
+    """The outputs as JSON, and a warning for each that held values which are not finite numbers."""
+    encoded: dict[str, Any] = {}
+    warnings = []
+    for name, value in outputs.items():
+        encoded[name], bad = to_json(value)
+        if bad:
+            warnings.append(non_finite_warning(name, bad))
+    return encoded, warnings
 
 
 def read_json(request: Request) -> Any:
@@ -217,15 +209,18 @@ def read_json(request: Request) -> Any:
     media = request.content_type
     if media and media != JSON and not media.endswith("+json"):
         raise UnsupportedMediaTypeError(f"send the body as application/json, not {media}")
-    body = request.body()
+    body: str | bytes = request.raw_body or "" if not request.base64_encoded else request.body()
     if not body:
         raise BadRequestError('the body is empty; send a JSON object with an "inputs" field', code="empty_body")
-    if len(body) > MAX_BODY_BYTES:
+    size = len(body) if isinstance(body, bytes) or len(body) * 4 <= MAX_BODY_BYTES else len(body.encode("utf-8"))
+    if size > MAX_BODY_BYTES:
         raise PayloadTooLargeError(
-            f"the body is {len(body)} bytes; Lambda accepts at most {MAX_BODY_BYTES}: send a smaller batch"
+            f"the body is {size} bytes; Lambda accepts at most {MAX_BODY_BYTES}: send a smaller batch"
         )
     try:
-        return json.loads(body, parse_constant=_reject_constant)
+        return _DECODER.decode(body if isinstance(body, str) else body.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise BadRequestError(f"the body is not UTF-8 text: {exc}", code="malformed_json") from exc
     except RecursionError as exc:
         raise BadRequestError("the JSON is nested too deeply", code="malformed_json") from exc
     except ValueError as exc:
@@ -234,6 +229,10 @@ def read_json(request: Request) -> Any:
 
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON number; send finite numbers only")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+"""Built once: json.loads with an option builds a decoder per call."""
 
 
 def make_handler(settings: RuntimeSettings) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
@@ -249,38 +248,62 @@ def make_handler(settings: RuntimeSettings) -> Callable[[dict[str, Any], Any], d
     logger.info(
         "model loaded" if service.runtime else "model not loaded", extra={"load_ms": round(load_ms, 2)} | timings
     )
-    metrics = Metrics(namespace=settings.namespace)
+    return serve(service, settings, load_ms)
+
+
+def serve(
+    service: Service, settings: RuntimeSettings, load_ms: float = 0.0, metrics_out: TextIO | None = None
+) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """The Lambda handler around a loaded (or failed) service: dispatch, log keys, metrics, traces."""
+    metrics = RequestMetrics(settings.namespace, settings.service, enabled=settings.metrics, out=metrics_out)
     endpoint = Endpoint(service, metrics, static_dir=settings.model_dir.parent / STATIC_DIR)
-    first = [True]
-    emit = not is_metrics_disabled()
+    context_keys = LambdaContextKeys()
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
-        if first[0]:
-            first[0] = False
-            metrics.add_metric(name="ModelLoadTime", unit=MetricUnit.Milliseconds, value=load_ms)
-        try:
-            return dispatch(endpoint, event, context)
-        finally:
-            if not emit:  # powertools keeps (and re-flushes) disabled metrics; drop them per request
-                metrics.clear_metrics()
+        context_keys.update(context)
+        endpoint.latency_ms = None
+        result = dispatch(endpoint, event, context)
+        metrics.emit(endpoint.latency_ms, 400 <= result["statusCode"] < 500, load_ms)
+        return result
 
-    wrapped = metrics.log_metrics(handler, capture_cold_start_metric=True) if emit else handler
-    if settings.tracing and service.runtime is not None:
-        from aws_lambda_powertools.tracing import Tracer
+    if not (settings.tracing and service.runtime is not None):
+        return handler
+    from aws_lambda_powertools.tracing import Tracer
 
-        tracer = Tracer()
-        label = f"{service.runtime.manifest.name}:{service.runtime.manifest.version}"
-        untraced = wrapped
+    tracer = Tracer()
+    label = f"{service.runtime.manifest.name}:{service.runtime.manifest.version}"
 
-        def traced(event: dict[str, Any], context: Any) -> dict[str, Any]:
-            tracer.put_annotation(key="model", value=label)
-            return untraced(event, context)
+    def traced(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        tracer.put_annotation(key="model", value=label)
+        return handler(event, context)
 
-        wrapped = tracer.capture_lambda_handler(traced, capture_response=False)
     return cast(
-        "Callable[[dict[str, Any], Any], dict[str, Any]]", logger.inject_lambda_context(wrapped, log_event=False)
+        "Callable[[dict[str, Any], Any], dict[str, Any]]", tracer.capture_lambda_handler(traced, capture_response=False)
     )
+
+
+class LambdaContextKeys:
+    """The invocation's keys on every log line (request id, cold start), as powertools'
+    inject_lambda_context adds them, for the price of a dictionary update per request."""
+
+    def __init__(self) -> None:
+        self.cold = True
+        self.request_id: str | None = None
+
+    def update(self, context: Any) -> None:
+        request_id = getattr(context, "aws_request_id", None)
+        if self.cold:
+            self.cold = False
+            logger.append_keys(
+                cold_start=True,
+                function_name=getattr(context, "function_name", None),
+                function_memory_size=getattr(context, "memory_limit_in_mb", None),
+                function_arn=getattr(context, "invoked_function_arn", None),
+                function_request_id=request_id,
+            )
+        elif request_id != self.request_id:
+            logger.append_keys(cold_start=False, function_request_id=request_id)
+        self.request_id = request_id
 
 
 def dispatch(endpoint: Endpoint, event: Any, context: Any = None) -> dict[str, Any]:

@@ -38,7 +38,12 @@ ENV_CACHE_DIR = "LAMBDAFIT_CACHE_DIR"
 ENV_SERVICE = "POWERTOOLS_SERVICE_NAME"
 ENV_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
 ENV_LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"
-ENV_VARS = (ENV_MODEL_DIR, ENV_MODEL_URI, ENV_TRACING, ENV_CACHE_DIR, ENV_SERVICE, ENV_NAMESPACE, ENV_LOG_LEVEL)
+ENV_METRICS_DISABLED = "POWERTOOLS_METRICS_DISABLED"
+ENV_DEV = "POWERTOOLS_DEV"
+ENV_VARS = (
+    ENV_MODEL_DIR, ENV_MODEL_URI, ENV_TRACING, ENV_CACHE_DIR, ENV_SERVICE, ENV_NAMESPACE, ENV_LOG_LEVEL,
+    ENV_METRICS_DISABLED,
+)  # fmt: skip
 
 DEFAULT_NAMESPACE = "lambdafit"
 DEFAULT_CACHE_DIR = "/tmp/lambdafit"
@@ -94,6 +99,21 @@ def flag(value: str | None, name: str) -> bool:
     raise ContractError(f"{name}={value!r} is not a boolean: use true or false")
 
 
+def metrics_enabled(environ: Mapping[str, str]) -> bool:
+    """Powertools' rule: POWERTOOLS_METRICS_DISABLED=true, or POWERTOOLS_DEV=true unless metrics are
+    explicitly enabled, turns EMF output off."""
+    disabled = environ.get(ENV_METRICS_DISABLED)
+    if disabled is not None and disabled.strip():
+        return not flag(disabled, ENV_METRICS_DISABLED)
+    return not flag(environ.get(ENV_DEV), ENV_DEV)
+
+
+def _process_metrics() -> bool:
+    import os
+
+    return metrics_enabled(os.environ)
+
+
 def default_model_dir() -> Path:
     """The `model` folder beside the `handlers` package, as both the image and the zip lay it out."""
     return Path(__file__).resolve().parent.parent / MODEL_DIR
@@ -112,6 +132,8 @@ class RuntimeSettings:
     service: str = "lambdafit"
     namespace: str = DEFAULT_NAMESPACE
     log_level: str = "INFO"
+    metrics: bool = field(default_factory=_process_metrics)
+    """EMF metrics on stdout (CloudWatch turns them into metrics); off with POWERTOOLS_METRICS_DISABLED."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> RuntimeSettings:
@@ -124,6 +146,7 @@ class RuntimeSettings:
             service=environ.get(ENV_SERVICE) or "lambdafit",
             namespace=environ.get(ENV_NAMESPACE) or DEFAULT_NAMESPACE,
             log_level=environ.get(ENV_LOG_LEVEL) or "INFO",
+            metrics=metrics_enabled(environ),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -137,6 +160,8 @@ class RuntimeSettings:
             env[ENV_MODEL_URI] = str(self.model_uri)
         if self.tracing:
             env[ENV_TRACING] = "true"
+        if not self.metrics:
+            env[ENV_METRICS_DISABLED] = "true"
         return env
 
     def with_model_dir(self, model_dir: Path) -> RuntimeSettings:

@@ -6,6 +6,7 @@ at cold start. A malformed manifest is a `ManifestError` naming the field.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -340,12 +341,12 @@ class Manifest:
         if len(batches) > 1:
             raise ManifestError(f"inputs disagree on their batch size: {sorted(map(str, batches))}")
 
-    @property
+    @functools.cached_property
     def fixed_batch(self) -> int | None:
         """Rows per call when the graph's batch axis is fixed, else None (any number of rows)."""
         return next((spec.fixed_batch for spec in self.inputs if spec.batch_axis is not None), None)
 
-    @property
+    @functools.cached_property
     def batched(self) -> bool:
         """Whether requests carry rows at all (a model whose inputs all come once per request does not)."""
         return any(spec.batch_axis is not None for spec in self.inputs)

@@ -252,25 +252,29 @@ def run_in_chunks(run: Any, arrays: dict[str, np.ndarray], manifest: Manifest, r
     return joined
 
 
-def to_json(value: Output) -> Any:
-    """An output as strict JSON: arrays as nested lists, maps with string keys, strings as they are; a
-    value that is not a finite number (an overflow, a NaN) becomes null (see `non_finite`)."""
+def to_json(value: Output) -> tuple[Any, int]:
+    """An output as strict JSON, and how many of its values were not finite numbers (an overflow, a
+    NaN): those become null. Arrays as nested lists, maps with string keys, strings as they are."""
     if isinstance(value, list):
-        return [{str(k): _finite(_plain(v)) for k, v in row.items()} for row in value]
+        rows = [{str(k): _plain(v) for k, v in row.items()} for row in value]
+        bad = sum(1 for row in rows for v in row.values() if isinstance(v, float) and not math.isfinite(v))
+        if bad:
+            rows = [{k: _finite(v) for k, v in row.items()} for row in rows]
+        return rows, bad
+    if value.dtype.kind == "f":
+        finite = np.isfinite(value)
+        if not finite.all():
+            cells = value.astype(object)
+            cells[~finite] = None
+            return cells.tolist(), int(value.size - np.count_nonzero(finite))
+        return value.tolist(), 0
     if value.dtype == object:
-        return np.vectorize(str, otypes=[object])(value).tolist() if value.size else value.tolist()
-    if value.dtype.kind == "f" and not np.isfinite(value).all():
-        cells = value.astype(object)
-        cells[~np.isfinite(value)] = None
-        return cells.tolist()
-    return value.tolist()
+        return (np.vectorize(str, otypes=[object])(value).tolist() if value.size else value.tolist()), 0
+    return value.tolist(), 0
 
 
-def non_finite(value: Output) -> int:
-    """How many values of an output are not finite numbers (0 for non-float outputs)."""
-    if isinstance(value, list):
-        return sum(1 for row in value for v in row.values() if isinstance(v, float) and not math.isfinite(v))
-    return int(np.count_nonzero(~np.isfinite(value))) if value.dtype.kind == "f" else 0
+def non_finite_warning(name: str, count: int) -> str:
+    return f"output {name} has {count} values that are not finite numbers (overflow or NaN), sent as null"
 
 
 def _plain(value: Any) -> Any:
@@ -289,27 +293,47 @@ def scores_matrix(value: Output, labels: tuple[str, ...]) -> tuple[np.ndarray, t
     return value.reshape(value.shape[0], -1).astype(np.float64), labels
 
 
+SMALL_CLASSES = 64
+"""Up to this many classes, a row is ranked in plain Python: numpy's per-call cost dominates below it."""
+
+
 def top_k(value: Output, labels: tuple[str, ...], k: int) -> list[dict[str, Any]]:
     """Per row: the best label, its probability and the k best, from logits or probabilities. A row
     whose scores are not all finite has no prediction (label null): nothing is made up."""
     rows, names = scores_matrix(value, labels)
-    finite = np.isfinite(rows).all(axis=1)
-    rows = np.where(finite[:, None], rows, 0.0)
-    if not np.allclose(rows.sum(axis=1), 1.0, atol=1e-3) or rows.min() < 0:
-        shifted = rows - rows.max(axis=1, keepdims=True)
-        rows = np.exp(shifted)
+    if rows.shape[1] <= SMALL_CLASSES:
+        return [_rank(row, names, k) for row in rows.tolist()]
+    finite = np.isfinite(rows)
+    ok = finite.all(axis=1).tolist()
+    rows = np.where(finite, rows, 0.0)
+    if rows.min() < 0 or float(np.abs(rows.sum(axis=1) - 1.0).max()) > 1e-3:  # logits: softmax them
+        rows = np.exp(rows - rows.max(axis=1, keepdims=True))
         rows /= rows.sum(axis=1, keepdims=True)
     k = min(k, rows.shape[1])
-    predictions: list[dict[str, Any]] = []
-    for row, ok in zip(rows, finite, strict=True):
-        if not ok:
-            predictions.append({"label": None, "score": None, "top_k": []})
-            continue
-        order = np.argsort(-row, kind="stable")[:k]
-        best = [{"label": names[i] if i < len(names) else str(i), "score": _round(row[i])} for i in order]
-        predictions.append({"label": best[0]["label"], "score": best[0]["score"], "top_k": best})
-    return predictions
+    order = np.argsort(-rows, axis=1, kind="stable")[:, :k]
+    scores = rows[np.arange(len(rows))[:, None], order].round(6).tolist()
+    return [
+        _prediction(names, indices, values) if good else _NO_PREDICTION
+        for good, indices, values in zip(ok, order.tolist(), scores, strict=True)
+    ]
 
 
-def _round(value: float) -> float:
-    return float(f"{value:.6g}") if math.isfinite(value) else 0.0
+_NO_PREDICTION: dict[str, Any] = {"label": None, "score": None, "top_k": []}
+
+
+def _rank(row: list[float], names: tuple[str, ...], k: int) -> dict[str, Any]:
+    if not all(map(math.isfinite, row)):
+        return _NO_PREDICTION
+    if min(row) < 0 or abs(sum(row) - 1.0) > 1e-3:  # logits: softmax them
+        top = max(row)
+        exps = [math.exp(v - top) for v in row]
+        total = sum(exps)
+        row = [v / total for v in exps]
+    order = sorted(range(len(row)), key=row.__getitem__, reverse=True)[:k]  # stable, as np.argsort
+    return _prediction(names, order, [round(row[i], 6) for i in order])
+
+
+def _prediction(names: tuple[str, ...], indices: list[int], scores: list[float]) -> dict[str, Any]:
+    count = len(names)
+    best = [{"label": names[i] if i < count else str(i), "score": v} for i, v in zip(indices, scores, strict=True)]
+    return {"label": best[0]["label"], "score": scores[0], "top_k": best}

@@ -10,7 +10,15 @@ import numpy as np
 
 from handlers.errors import BadRequestError
 from handlers.manifest import Manifest, TensorSpec
-from handlers.tensors import MAX_INPUT_ELEMENTS, Output, cast_array, check_rows, check_shape, to_json
+from handlers.tensors import (
+    MAX_INPUT_ELEMENTS,
+    Output,
+    cast_array,
+    check_rows,
+    check_shape,
+    non_finite_warning,
+    to_json,
+)
 
 DATATYPES = {
     "bool": "BOOL", "uint8": "UINT8", "uint16": "UINT16", "uint32": "UINT32", "uint64": "UINT64",
@@ -112,26 +120,30 @@ def _tensor(tensor: Any, specs: dict[str, TensorSpec], manifest: Manifest) -> tu
     return name, array
 
 
-def encode_tensor(name: str, value: Output) -> dict[str, Any]:
+def encode_tensor(name: str, value: Output) -> tuple[dict[str, Any], int]:
+    """One output tensor of the response, and how many of its values were not finite (sent as null)."""
     if isinstance(value, list):
-        rows = [
-            json.dumps({str(k): v.item() if isinstance(v, np.generic) else v for k, v in row.items()}) for row in value
-        ]
-        return {"name": name, "shape": [len(rows)], "datatype": "BYTES", "data": rows}
+        rows, bad = to_json(value)
+        data = [json.dumps(row, allow_nan=False) for row in rows]
+        return {"name": name, "shape": [len(data)], "datatype": "BYTES", "data": data}, bad
     if value.dtype == object:
-        return {"name": name, "shape": list(value.shape), "datatype": "BYTES", "data": [str(v) for v in value.ravel()]}
+        data = [str(v) for v in value.ravel()]
+        return {"name": name, "shape": list(value.shape), "datatype": "BYTES", "data": data}, 0
     kind = DATATYPES.get(value.dtype.name, value.dtype.name.upper())
-    return {"name": name, "shape": list(value.shape), "datatype": kind, "data": to_json(value.ravel())}
+    flat, bad = to_json(value.ravel())
+    return {"name": name, "shape": list(value.shape), "datatype": kind, "data": flat}, bad
 
 
 def encode_response(
     manifest: Manifest, outputs: dict[str, Output], names: list[str], request_id: Any
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "model_name": manifest.name,
-        "model_version": manifest.version,
-        "outputs": [encode_tensor(name, outputs[name]) for name in names],
-    }
+) -> tuple[dict[str, Any], list[str]]:
+    tensors, warnings = [], []
+    for name in names:
+        tensor, bad = encode_tensor(name, outputs[name])
+        tensors.append(tensor)
+        if bad:
+            warnings.append(non_finite_warning(name, bad))
+    body: dict[str, Any] = {"model_name": manifest.name, "model_version": manifest.version, "outputs": tensors}
     if request_id is not None:
         body["id"] = request_id
-    return body
+    return body, warnings

@@ -439,7 +439,7 @@ def assemble(prepared: Prepared, evaluated: Evaluated, deps: Collaborators, prog
     manifest = _manifest(prepared, evaluated, cost.memory_mb)
     manifest = replace(manifest, limits=_limits(manifest, chosen, prepared.data.eval, deps, cost.memory_mb))
     check_preprocessing(prepared.preprocessing, manifest)
-    settings = RuntimeSettings(tracing=config.tracing, service=config.name)
+    settings = RuntimeSettings(tracing=config.tracing, service=config.name, metrics=True)
     if config.model_store:
         store = S3Uri.parse(config.model_store, prefix_only=True)
         progress(f"uploading the model to {store}")

@@ -17,12 +17,14 @@ from tests.conftest import EVENTS, ROOT, load_event
 
 def test_settings_round_trip_through_the_environment() -> None:
     settings = RuntimeSettings(
-        model_uri=S3Uri.parse("s3://models/a/b/model.onnx"), tracing=True, service="digits", log_level="DEBUG"
-    )
+        model_uri=S3Uri.parse("s3://models/a/b/model.onnx"), tracing=True, service="digits", log_level="DEBUG",
+        metrics=False,
+    )  # fmt: skip
     env = settings.to_env()
     assert env["MODEL_URI"] == "s3://models/a/b/model.onnx" and env["LAMBDAFIT_TRACING"] == "true"
     assert RuntimeSettings.from_env(env) == settings
-    assert RuntimeSettings.from_env({}) == RuntimeSettings()
+    assert RuntimeSettings.from_env({}) == RuntimeSettings(metrics=True)
+    assert not RuntimeSettings.from_env({"POWERTOOLS_DEV": "true"}).metrics
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from handlers.errors import (
     ServiceError,
     UnsupportedMediaTypeError,
 )
+from handlers.metrics import RequestMetrics
 from handlers.runtime import Service
 from tests.conftest import load_event
 
@@ -39,9 +40,7 @@ def test_error_classes_carry_status_and_code(error: ServiceError, status: int, c
 
 
 def call(service: Service, event_name: str) -> tuple[int, dict[str, str]]:
-    from aws_lambda_powertools.metrics import Metrics
-
-    result = dispatch(Endpoint(service, Metrics(namespace="test")), load_event(event_name))
+    result = dispatch(Endpoint(service, RequestMetrics("test", "test", enabled=False)), load_event(event_name))
     return result["statusCode"], json.loads(result["body"])
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
 import pytest
-from aws_lambda_powertools.metrics import Metrics
 
-from handlers.app import Endpoint, dispatch
+from handlers.app import serve
+from handlers.contract import RuntimeSettings
 from handlers.manifest import Manifest, TensorSpec
 from handlers.runtime import Service
 from handlers.tensors import decode_inputs
@@ -30,24 +31,35 @@ class FakeRuntime:
         return {"logits": np.zeros((len(inputs["x"]), 10), dtype=np.float32)}
 
 
-def test_each_invocation_prints_emf_with_latency_and_errors(
+def test_each_invocation_writes_one_emf_line_and_errors_their_own(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
-    metrics = Metrics(namespace="lambdafit")
-    endpoint = Endpoint(Service(runtime=FakeRuntime()), metrics)  # type: ignore[arg-type]
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "digits")
+    out = io.StringIO()
+    settings = RuntimeSettings(service="digits", metrics=True)
+    handler = serve(Service(runtime=FakeRuntime()), settings, load_ms=12.5, metrics_out=out)  # type: ignore[arg-type]
 
-    @metrics.log_metrics
-    def handler(event: dict[str, object], context: object) -> dict[str, object]:
-        return dispatch(endpoint, event)
+    class Context:
+        aws_request_id, function_version = "r1", "4"
 
-    assert handler(load_event("predict-rest.json"), None)["statusCode"] == 200
-    assert handler(load_event("wrong-shape-rest.json"), None)["statusCode"] == 400
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
-    assert len(lines) == 3  # the request's metrics twice, and the error counted by code on its own line
-    assert lines[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "lambdafit"
-    assert len(lines[0]["InferenceLatency"]) == 1 and lines[0]["InferenceLatency"][0] >= 0
-    by_code = next(line for line in lines if "code" in line)
+    assert handler(load_event("predict-rest.json"), Context())["statusCode"] == 200
+    assert handler(load_event("wrong-shape-rest.json"), Context())["statusCode"] == 400
+    first, second = (json.loads(line) for line in out.getvalue().splitlines())
+    for line in (first, second):
+        [directive] = line["_aws"]["CloudWatchMetrics"]
+        assert directive["Namespace"] == "lambdafit" and directive["Dimensions"] == [["service"]]
+        assert line["service"] == "digits" and line["Requests"] == 1
+        assert {m["Name"] for m in directive["Metrics"]} <= set(line)  # every declared metric has a value
+    assert first["InferenceLatency"] >= 0 and first["ColdStart"] == 1 and first["ModelLoadTime"] == 12.5
+    assert "ColdStart" not in second and second["ClientErrors"] == 1 and "InferenceLatency" not in second
+    [by_code] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"Errors"' in line]
     assert by_code["code"] == "wrong_shape" and by_code["Errors"] == [1.0]
-    assert by_code["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["code"]]
-    assert lines[-1]["ClientErrors"] == [1.0]
+    assert sorted(by_code["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0]) == ["code", "service"]
+
+
+def test_disabled_metrics_write_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    out = io.StringIO()
+    handler = serve(Service(runtime=FakeRuntime()), RuntimeSettings(metrics=False), metrics_out=out)  # type: ignore[arg-type]
+    handler(load_event("wrong-shape-rest.json"), None)
+    assert out.getvalue() == "" and '"_aws"' not in capsys.readouterr().out

@@ -19,7 +19,7 @@ EXAMPLE = {
     "python": "3.12",
     "arch": Arch.X86_64,
     "memory_mb": 512,
-    "settings": RuntimeSettings(service="digits"),
+    "settings": RuntimeSettings(service="digits", metrics=True),
 }
 
 

@@ -145,7 +145,7 @@ def test_a_fixed_batch_graph_serves_any_number_of_rows_in_chunks() -> None:
     out = runtime.run(decode_inputs({"inputs": x.tolist()}, fixed))
     assert session.calls == [2, 2, 2]
     np.testing.assert_array_equal(out["y"], x * 10)
-    assert to_json(out["p"]) == [{"a": float(v)} for v in x[:, 0]]
+    assert to_json(out["p"]) == ([{"a": float(v)} for v in x[:, 0]], 0)
 
 
 def test_a_fixed_batch_graph_with_an_unbatched_output_takes_only_its_batch() -> None:
