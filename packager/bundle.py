@@ -36,7 +36,7 @@ from handlers.openapi import SWAGGER_ASSETS
 from handlers.v2 import DATATYPES
 from packager import interrupt
 from packager.config import PackageType
-from packager.errors import BundleError
+from packager.errors import BundleError, LambdafitError
 from packager.size import check_zip_tree, compile_bytecode, handler_files
 from packager.template import AppModel, render_samconfig, render_template, to_yaml
 from packager.wheels import WheelSet, install_wheels, slim_command
@@ -227,6 +227,12 @@ def read_app(bundle: Path) -> AppModel:
         return AppModel.from_dict(info["app"])
     except FileNotFoundError:
         raise BundleError(f"{bundle} is not a lambdafit bundle (no {BUNDLE_FILE}); run lambdafit pack first") from None
+    except BundleError:
+        raise
+    except LambdafitError as exc:
+        raise BundleError(
+            f"{path} describes an application lambdafit no longer writes ({exc}): pack it again"
+        ) from None
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise BundleError(f"{path} is damaged ({exc}); pack the bundle again") from exc
 

@@ -107,7 +107,9 @@ def pack(
     classifier_output: Annotated[
         str | None, typer.Option(help="the output holding class scores, when its name does not say so")
     ] = None,
-    force: Annotated[bool, typer.Option(help="replace an existing bundle of the same name")] = False,
+    force: Annotated[
+        bool, typer.Option(help="replace an existing bundle of the same name (only a folder pack wrote)")
+    ] = False,
     trust_pickle: Annotated[
         bool,
         typer.Option(
