@@ -7,8 +7,6 @@ the base image.
 
 from __future__ import annotations
 
-import compileall
-import py_compile
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +14,7 @@ from pathlib import Path
 import handlers
 from packager.config import NAMED_BUDGETS, Budget, PackageType
 from packager.errors import BundleError
+from packager.interrupt import run_child
 from packager.wheels import WheelSet
 
 BASE_IMAGE_BYTES = 600_000_000
@@ -90,8 +89,8 @@ def compile_bytecode(function: Path, python: str) -> int:
     this interpreter matches the runtime and they still fit in 250 MB. Returns the bytes they add."""
     if f"{sys.version_info.major}.{sys.version_info.minor}" != python:
         return 0
-    compileall.compile_dir(
-        function, quiet=1, workers=0, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH
+    run_child(
+        [sys.executable, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", str(function)]
     )
     compiled = list(function.rglob("*.pyc"))
     added = sum(path.stat().st_size for path in compiled)
