@@ -11,7 +11,14 @@ from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
-from handlers.contract import HANDLER, ApiKind, RuntimeSettings
+from handlers.contract import (
+    DIMENSION_SERVICE,
+    DIMENSION_VERSION,
+    HANDLER,
+    METRIC_SERVER_ERRORS,
+    ApiKind,
+    RuntimeSettings,
+)
 from handlers.routes import ROUTES, Route
 from packager.config import Arch, Auth, PackageType, check_auth
 
@@ -27,8 +34,6 @@ ACCESS_LOG_FORMAT = (
 )
 LATENCY_ALARM_FACTOR = 0.8
 """The p99 duration alarm fires at 80% of the function timeout."""
-SERVER_ERRORS_METRIC = "ServerErrors"
-VERSION_DIMENSION = "FunctionVersion"
 """The handler's EMF count of 5xx answers, by `context.function_version` alone (no service dimension):
 CloudWatch matches a metric's exact dimension set, so the alarm names exactly this one."""
 _ENUMS: dict[str, type[StrEnum]] = {"arch": Arch, "package_type": PackageType, "api": ApiKind, "auth": Auth}
@@ -295,8 +300,11 @@ def _render_alarms(app: AppModel) -> dict[str, Any]:
             | {
                 "AlarmDescription": f"{app.name}: the new version answered 5xx (its own EMF metric); rolls a canary back",
                 "Namespace": app.settings.namespace,
-                "MetricName": SERVER_ERRORS_METRIC,
-                "Dimensions": [{"Name": VERSION_DIMENSION, "Value": _new_version(app)}],
+                "MetricName": METRIC_SERVER_ERRORS,
+                "Dimensions": [
+                    {"Name": DIMENSION_SERVICE, "Value": app.settings.service},
+                    {"Name": DIMENSION_VERSION, "Value": _new_version(app)},
+                ],
                 "Statistic": "Sum",
                 "EvaluationPeriods": 1,
                 "Threshold": 1,

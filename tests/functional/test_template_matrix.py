@@ -248,7 +248,7 @@ def test_class1_the_enforcement_check_sees_a_caller_credentials_passthrough(monk
 def test_class6_rollback_alarms_watch_the_new_version_and_the_metric_the_handler_emits(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from packager.template import SERVER_ERRORS_METRIC, VERSION_DIMENSION
+    from handlers.contract import DIMENSION_SERVICE, DIMENSION_VERSION, METRIC_SERVER_ERRORS
 
     for name, value in env().items():
         if name.startswith("AWS_") and name != "AWS_ENDPOINT_URL":
@@ -260,8 +260,11 @@ def test_class6_rollback_alarms_watch_the_new_version_and_the_metric_the_handler
     new_version = {"Fn::GetAtt": [version_id, "Version"]}
     assert resources["DigitsFunctionAliaslive"]["Properties"]["FunctionVersion"] == new_version
     server = resources["DigitsServerErrorsAlarm"]["Properties"]
-    assert (server["Namespace"], server["MetricName"]) == ("lambdafit", SERVER_ERRORS_METRIC)
-    assert server["Dimensions"] == [{"Name": VERSION_DIMENSION, "Value": new_version}]
+    assert (server["Namespace"], server["MetricName"]) == ("lambdafit", METRIC_SERVER_ERRORS)
+    assert server["Dimensions"] == [
+        {"Name": DIMENSION_SERVICE, "Value": "lambdafit"},  # the function's service name: versions of other
+        {"Name": DIMENSION_VERSION, "Value": new_version},  # endpoints in the namespace are not this one's
+    ]
     assert (server["Statistic"], server["Threshold"], server["ComparisonOperator"]) == (
         "Sum", 1, "GreaterThanOrEqualToThreshold",
     )  # fmt: skip
