@@ -134,8 +134,12 @@ def pack(
     model_store: Annotated[
         str | None, typer.Option(help="s3://bucket/prefix: upload the model there, fetch it at init")
     ] = None,
-    reserved_concurrency: Annotated[int | None, typer.Option(min=0, help="cap on concurrent executions")] = None,
-    provisioned_concurrency: Annotated[int | None, typer.Option(min=1, help="pre-initialized environments")] = None,
+    reserved_concurrency: Annotated[
+        int | None, typer.Option(min=0, metavar="N", help="cap on concurrent executions")
+    ] = None,
+    provisioned_concurrency: Annotated[
+        int | None, typer.Option(min=1, metavar="N", help="pre-initialized environments")
+    ] = None,
     preprocess: Annotated[
         Path | None, typer.Option(help="JSON: let clients send images or text (format: docs/preprocess.md)")
     ] = None,
@@ -146,7 +150,9 @@ def pack(
             "predictions only), or output names, comma separated"
         ),
     ] = ",".join(_D["outputs"]),
-    top_k: Annotated[int, typer.Option(min=1, help="classes per row in a classifier's predictions")] = _D["top_k"],
+    top_k: Annotated[int, typer.Option(min=1, metavar="K", help="classes per row in a classifier's predictions")] = _D[
+        "top_k"
+    ],
     tracing: Annotated[
         bool, typer.Option("--tracing", help="X-Ray traces from inside the function (powertools Tracer)")
     ] = _D["tracing"],
@@ -154,11 +160,15 @@ def pack(
         list[str],
         typer.Option(
             "--batch-axis",
+            metavar="NAME=AXIS",
             help="NAME=AXIS (or NAME=none) for an input whose batch axis the graph does not name; repeatable",
         ),
     ] = [],  # noqa: B006 (typer reads the default; it is never mutated)
     dims: Annotated[
-        list[str], typer.Option("--dim", help="NAME=MIN:MAX bounds on a symbolic dimension requests may vary")
+        list[str],
+        typer.Option(
+            "--dim", metavar="NAME=MIN:MAX", help="NAME=MIN:MAX bounds on a symbolic dimension requests may vary"
+        ),
     ] = [],  # noqa: B006
     classifier_output: Annotated[
         str | None, typer.Option(help="the output holding class scores, when its name does not say so")

@@ -208,7 +208,7 @@ class PackProgress:
         if not self.done or finished >= total:
             return ""
         left = (total - finished) * sum(self.done) / len(self.done)
-        return f" (about {left:.0f} s left)"
+        return f" (about {left:.0f} s left)" if left >= 1 else " (under a second left)"
 
     def _line(self, text: str) -> None:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.wall()))
