@@ -81,7 +81,7 @@ def test_a_flag_beats_the_environment_which_beats_the_file(tmp_path: Path) -> No
     ],
 )
 def test_mistakes_in_the_file_say_where_and_how_to_fix_them(tmp_path: Path, text: str, message: str) -> None:
-    with pytest.raises(LambdafitError, match="lambdafit.toml") as caught:
+    with pytest.raises(LambdafitError, match=r"lambdafit\.toml") as caught:
         config_file.load(write(tmp_path, text))
     assert message in str(caught.value)
 
