@@ -385,6 +385,9 @@ def invoke(
     Sends an image, a text, JSON, or the bundle's sample request; signs with SigV4 for IAM auth."""
     from packager.invoke import TargetOptions, bench, payload_from, resolve_target, sample_of
 
+    # A bundle's handler runs in this process: its logs and metrics would mix with the answer on stdout.
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     try:
         if stdin not in (None, "-"):
             raise LambdafitError(f"unexpected argument {stdin!r}: only - (read the body from stdin) may follow TARGET")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import textwrap
 import tomllib
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, fields
@@ -27,6 +28,7 @@ PYPROJECT = "pyproject.toml"
 PATH_OPTIONS = ("model", "student")
 """String options that name a file (`model.onnx`, `file.py:factory`): relative to the config file too."""
 REQUIRED = ("model", "name")
+COMMENT_WIDTH = 100
 
 
 def option_names() -> tuple[str, ...]:
@@ -186,7 +188,8 @@ def render(
             continue
         option = options.get(field_name, OptionHelp(f"--{field_name.replace('_', '-')}", ""))
         key = field_name.replace("_", "-")
-        lines += ["", f"# {option.help}  ({option.flag})" if option.help else f"# ({option.flag})"]
+        described = f"{option.help}  ({option.flag})" if option.help else f"({option.flag})"
+        lines += ["", *textwrap.wrap(described, COMMENT_WIDTH, initial_indent="# ", subsequent_indent="# ")]
         if field_name in suggested:
             lines.append(f"{key} = {toml_value(suggested[field_name])}")
             continue

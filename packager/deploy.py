@@ -127,7 +127,7 @@ def resolve_region(region: str | None, profile: str | None) -> str:
         return region
     import botocore.session
 
-    found = botocore.session.Session(profile=profile).get_config_variable("region")
+    found = botocore.session.Session(profile=profile).get_config_variable("region") or os.environ.get("AWS_REGION")
     if not found:
         raise LambdafitError(
             "no AWS region: give --region, or set AWS_REGION / AWS_DEFAULT_REGION or a profile's region"

@@ -10,6 +10,7 @@ IAM-protected endpoint are signed with SigV4 by botocore, with botocore's creden
 from __future__ import annotations
 
 import json
+import os
 import re
 import statistics
 import time
@@ -266,7 +267,7 @@ def http_target(
 def _default_region(profile: str | None) -> str:
     import botocore.session
 
-    region = botocore.session.Session(profile=profile).get_config_variable("region")
+    region = botocore.session.Session(profile=profile).get_config_variable("region") or os.environ.get("AWS_REGION")
     if not region:
         raise InvokeError("no AWS region for SigV4: give --region, or set AWS_REGION / AWS_DEFAULT_REGION")
     return str(region)
@@ -408,8 +409,6 @@ def deployed_target(deployment: Any, options: TargetOptions) -> HttpTarget:
 
 
 def _api_key(options: TargetOptions) -> str | None:
-    import os
-
     return options.api_key or os.environ.get(ENV_API_KEY) or None
 
 
