@@ -10,6 +10,7 @@ aws-sam-translator, for endpoints that do not run CloudFormation transforms them
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shlex
@@ -101,7 +102,7 @@ class Sam:
         self.ran.append(list(args))
         result = subprocess.run([*self.command, *args], cwd=cwd, env=self._env(), check=False)
         if result.returncode != 0:
-            raise DeployError(f"sam {' '.join(args[:2])} failed (exit {result.returncode}); its output above says why")
+            raise DeployError(f"sam {_name(args)} failed (exit {result.returncode}); its output above says why")
 
     def output(self, *args: str, cwd: Path) -> str:
         self.ran.append(list(args))
@@ -116,6 +117,11 @@ class Sam:
 
     def _env(self) -> dict[str, str]:
         return dict(self.env if self.env is not None else os.environ) | {"SAM_CLI_TELEMETRY": "0"}
+
+
+def _name(args: Sequence[str]) -> str:
+    """The SAM command without its options: `deploy`, `list stack-outputs`."""
+    return " ".join(itertools.takewhile(lambda arg: not arg.startswith("-"), args))
 
 
 def _where(region: str | None, profile: str | None) -> list[str]:
