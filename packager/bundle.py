@@ -27,6 +27,7 @@ from handlers.contract import (
     MANIFEST_FILE,
     MODEL_DIR,
     SAMCONFIG_FILE,
+    SAMPLES_DIR,
     STATIC_DIR,
     TEMPLATE_FILE,
 )
@@ -175,7 +176,10 @@ def fill(spec: BundleSpec, root: Path) -> int:
         )
     (root / TEMPLATE_FILE).write_text(to_yaml(render_template(app)), encoding="utf-8")
     (root / SAMCONFIG_FILE).write_text(render_samconfig(app.name), encoding="utf-8")
-    write_events(root / EVENTS_DIR, app, spec.manifest, spec.sample_inputs, spec.sample)
+    request = spec.sample or SampleRequest(_json_form(spec.sample_inputs))
+    (root / SAMPLES_DIR).mkdir()
+    request.write(root / SAMPLES_DIR)
+    write_events(root / EVENTS_DIR, app, spec.manifest, spec.sample_inputs, request)
     write_info(root, app)
     return bytecode
 
@@ -201,6 +205,10 @@ def read_app(bundle: Path) -> AppModel:
         raise BundleError(f"{path} is damaged ({exc}); pack the bundle again") from exc
 
 
+def _json_form(sample: dict[str, Any]) -> dict[str, Any]:
+    return {"inputs": next(iter(sample.values())) if len(sample) == 1 else sample}
+
+
 V2_EVENT_MAX_BYTES = 256_000
 """The v2-infer sample event carries the tensors themselves: left out when they are larger than this."""
 
@@ -208,11 +216,10 @@ V2_EVENT_MAX_BYTES = 256_000
 def write_events(
     folder: Path, app: AppModel, manifest: Manifest, sample: Any, request: SampleRequest | None = None
 ) -> None:
-    """Sample events in the shape the function receives, for `sam local invoke -e`, and the sample
-    request itself (events/request.json, and the image or text as a file when the bundle takes one)."""
+    """Sample events in the shape the function receives, for `sam local invoke -e`: /predict with the
+    sample request (as JSON, and as the raw image or text when the bundle takes one), health, V2."""
     folder.mkdir()
-    request = request or SampleRequest({"inputs": next(iter(sample.values())) if len(sample) == 1 else sample})
-    request.write(folder)
+    request = request or SampleRequest(_json_form(sample))
     shape = SHAPES[app.api]
     headers = {"Content-Type": "application/json", "Host": "127.0.0.1"}
     specs = {spec.name: spec for spec in manifest.inputs}

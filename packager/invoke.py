@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from handlers.contract import EVENTS_DIR, ApiKind
+from handlers.contract import SAMPLES_DIR, ApiKind
 from packager.config import Auth
 from packager.errors import LambdafitError
 
@@ -276,7 +276,7 @@ def _default_region(profile: str | None) -> str:
 def sample_of(bundle: Path) -> Path:
     from packager.samples import REQUEST_FILE
 
-    return bundle / EVENTS_DIR / REQUEST_FILE
+    return bundle / SAMPLES_DIR / REQUEST_FILE
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """A sample request of the kind the bundle takes, made from a real input of the packing data: a small
 PNG for an image bundle (the first evaluation row, un-normalized back into pixels), a sentence for a
 text bundle (the first row's tokens, decoded), one row of JSON arrays otherwise. The bundle keeps it as
-`events/request.json` (the JSON body, ready for curl), the raw file beside it, and the sample events."""
+`requests/request.json` (the JSON body, ready for curl), the raw file beside it, and uses it in the
+sample events."""
 
 from __future__ import annotations
 

@@ -56,7 +56,7 @@ def served(project: Project) -> Iterator[str]:
 
 
 def test_the_bundle_in_process_answers_its_own_sample_image(project: Project) -> None:
-    sample = project.bundle / "events" / "sample.png"
+    sample = project.bundle / "requests" / "sample.png"
     result = lambdafit("invoke", str(project.bundle), "--image", str(sample), cwd=project.folder)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[1].startswith(f"row 0: {first_digit()}  score ")
@@ -67,12 +67,12 @@ def test_the_bundle_in_process_answers_its_own_sample_image(project: Project) ->
 
 
 def test_serve_takes_raw_images_json_and_stdin_alike(project: Project, served: str) -> None:
-    sample = project.bundle / "events" / "sample.png"
+    sample = project.bundle / "requests" / "sample.png"
     answers = []
     for args, stdin in (
         (["--image", str(sample)], None),
         (["-"], sample.read_bytes()),
-        (["--data", str(project.bundle / "events" / "request.json")], None),
+        (["--data", str(project.bundle / "requests" / "request.json")], None),
     ):
         result = _run_with_stdin(["invoke", served, *args, "--json"], stdin, project.folder)
         assert result["status"] == 200, result
@@ -93,7 +93,7 @@ def _run_with_stdin(args: list[str], stdin: bytes | None, cwd: Path) -> Any:
 
 
 def test_bench_prints_latency_percentiles(project: Project, served: str) -> None:
-    image = str(project.bundle / "events" / "sample.png")
+    image = str(project.bundle / "requests" / "sample.png")
     result = lambdafit("invoke", served, "--image", image, "--bench", "25", cwd=project.folder)
     assert result.returncode == 0, result.stderr
     line = result.stdout.strip().splitlines()[-1]
@@ -116,7 +116,7 @@ def test_sigv4_signed_with_the_credential_chain_passes_a_checking_gateway(
                       region="eu-west-1", stage="/Prod" if api is ApiKind.REST else "")  # fmt: skip
     with running(gateway) as url:
         env = clean_env(**CREDENTIALS, AWS_REGION="eu-west-1", AWS_SESSION_TOKEN="session-token")
-        result = lambdafit("invoke", url, "--auth", "iam", "--image", str(project.bundle / "events" / "sample.png"),
+        result = lambdafit("invoke", url, "--auth", "iam", "--image", str(project.bundle / "requests" / "sample.png"),
                            cwd=project.folder, env=env)  # fmt: skip
         assert result.returncode == 0, result.stdout + result.stderr
         assert f"row 0: {first_digit()}" in result.stdout and "(SigV4 execute-api eu-west-1)" in result.stderr
@@ -125,7 +125,7 @@ def test_sigv4_signed_with_the_credential_chain_passes_a_checking_gateway(
 
         wrong = clean_env(AWS_ACCESS_KEY_ID=CREDENTIALS["AWS_ACCESS_KEY_ID"], AWS_SECRET_ACCESS_KEY="wrong",
                           AWS_REGION="eu-west-1")  # fmt: skip
-        sample = ["--data", str(project.bundle / "events" / "request.json")]
+        sample = ["--data", str(project.bundle / "requests" / "request.json")]
         refused = lambdafit("invoke", url, *sample, "--auth", "iam", "--json", cwd=project.folder, env=wrong)
         assert refused.returncode == 1
         assert json.loads(refused.stdout) == {"status": 403, "body": {
@@ -139,7 +139,7 @@ def test_sigv4_signed_with_the_credential_chain_passes_a_checking_gateway(
 
 def test_api_keys_are_sent_as_x_api_key(project: Project, handler: Any) -> None:
     gateway = Gateway(handler, "digits", ApiKind.REST, api_key="k3y-for-tests", stage="/Prod")
-    sample = ["--data", str(project.bundle / "events" / "request.json")]
+    sample = ["--data", str(project.bundle / "requests" / "request.json")]
     with running(gateway) as url:
         good = lambdafit("invoke", url, *sample, "--auth", "api-key", "--api-key", "k3y-for-tests", cwd=project.folder)
         assert good.returncode == 0 and f"row 0: {first_digit()}" in good.stdout
@@ -163,9 +163,9 @@ def test_a_stack_kept_by_deploy_is_called_by_name_with_its_auth_and_region(
     gateway = Gateway(handler, "digits", api, secrets={CREDENTIALS["AWS_ACCESS_KEY_ID"]: "not-a-real-secret"},
                       service=service, region="ap-southeast-2", stage="/Prod" if api is ApiKind.REST else "")  # fmt: skip
     bundle = tmp_path / "build" / "digits"
-    (bundle / "events").mkdir(parents=True)
+    (bundle / "requests").mkdir(parents=True)
     shutil.copyfile(project.bundle / "bundle.json", bundle / "bundle.json")
-    shutil.copyfile(project.bundle / "events" / "request.json", bundle / "events" / "request.json")
+    shutil.copyfile(project.bundle / "requests" / "request.json", bundle / "requests" / "request.json")
     with running(gateway) as url:
         write_deployment(bundle, Deployment("digits-prod", "ap-southeast-2", api, Auth.IAM, url + "/", "digits-fn"))
         env = clean_env(**CREDENTIALS, AWS_REGION="us-east-1")  # the record's region wins over the machine's

@@ -32,7 +32,7 @@ def client(moto: Moto, service: str) -> Any:
 
 def test_the_readme_shows_this_path() -> None:
     for line in ("lambdafit init examples/digits/model.py:build", "lambdafit pack", "lambdafit serve build/digits",
-                 "lambdafit invoke http://127.0.0.1:3000 --image build/digits/events/sample.png",
+                 "lambdafit invoke http://127.0.0.1:3000 --image build/digits/requests/sample.png",
                  "lambdafit deploy build/digits", "lambdafit invoke digits", "lambdafit delete build/digits"):  # fmt: skip
         assert line in README, line
 
@@ -63,11 +63,11 @@ def test_serve_then_invoke_with_an_image_file(project: Project) -> None:
     try:
         wait_for(f"http://127.0.0.1:{port}/health")
         url = f"http://127.0.0.1:{port}"
-        result = lambdafit("invoke", url, "--image", "build/digits/events/sample.png", cwd=project.folder)
+        result = lambdafit("invoke", url, "--image", "build/digits/requests/sample.png", cwd=project.folder)
         assert result.returncode == 0, result.stderr
         label = str(int(np.load(DIGITS / "eval.npz")["labels"][0]))
         assert re.search(rf"^row 0: {label}  score 1\.000", result.stdout, re.M), result.stdout
-        raw = (project.bundle / "events" / "sample.png").read_bytes()  # what curl --data-binary @... sends
+        raw = (project.bundle / "requests" / "sample.png").read_bytes()  # what curl --data-binary @... sends
         request = urllib.request.Request(url + "/predict", data=raw, headers={"Content-Type": "image/png"})
         with urllib.request.urlopen(request, timeout=30) as response:
             assert json.loads(response.read())["predictions"][0]["label"] == label

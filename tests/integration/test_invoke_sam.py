@@ -57,8 +57,8 @@ def start_api(sam: Sam, project: Project, tmp_path_factory: pytest.TempPathFacto
 
 
 def test_invoke_gets_the_same_answer_from_start_api_as_in_process(start_api: str, project: Project) -> None:  # noqa: F811
-    sample = project.bundle / "events" / "sample.png"
-    for args in (["--image", str(sample)], ["--data", str(project.bundle / "events" / "request.json")]):
+    sample = project.bundle / "requests" / "sample.png"
+    for args in (["--image", str(sample)], ["--data", str(project.bundle / "requests" / "request.json")]):
         local = lambdafit("invoke", str(project.bundle), *args, "--json", cwd=project.folder)  # HTTP API events
         remote = lambdafit("invoke", start_api, *args, "--json", cwd=project.folder, timeout=120)
         assert remote.returncode == 0, remote.stdout + remote.stderr

@@ -128,11 +128,13 @@ def test_a_raw_body_the_bundle_does_not_take_is_a_415_naming_what_it_takes(image
 
 
 def test_the_bundle_ships_a_real_sample_of_its_kind(image_bundle: Path) -> None:
-    events = image_bundle / "events"
-    with Image.open(events / "sample.png") as sample:
+    events, samples = image_bundle / "events", image_bundle / "requests"
+    with Image.open(samples / "sample.png") as sample:
         assert (sample.format, sample.mode, sample.size) == ("PNG", "L", (2, 2))
-    request = json.loads((events / "request.json").read_text())
-    assert base64.b64decode(request["image"]) == (events / "sample.png").read_bytes()
+    request = json.loads((samples / "request.json").read_text())
+    assert base64.b64decode(request["image"]) == (samples / "sample.png").read_bytes()
+    assert sorted(path.name for path in events.iterdir()) == [
+        "health-rest.json", "predict-raw-rest.json", "predict-rest.json", "v2-infer-rest.json", "v2-metadata-rest.json"]  # fmt: skip
     handler = handler_for(image_bundle / "function" / "model")
     for name in ("predict-rest.json", "predict-raw-rest.json"):
         event = json.loads((events / name).read_text())
@@ -143,8 +145,8 @@ def test_the_bundle_ships_a_real_sample_of_its_kind(image_bundle: Path) -> None:
 
 def test_a_tensor_bundle_ships_its_row_as_the_sample_request(tmp_path: Path) -> None:
     bundle = pack(config(tmp_path, recipes=("slim",)), collaborators=FAKES).bundle
-    request = json.loads((bundle / "events" / "request.json").read_text())
-    assert np.shape(request["inputs"]) == (1, 4) and not (bundle / "events" / "sample.png").exists()
+    request = json.loads((bundle / "requests" / "request.json").read_text())
+    assert np.shape(request["inputs"]) == (1, 4) and not (bundle / "requests" / "sample.png").exists()
 
 
 def test_openapi_describes_the_request_kinds_the_bundle_takes() -> None:
