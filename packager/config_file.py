@@ -188,8 +188,8 @@ def render(
             continue
         option = options.get(field_name, OptionHelp(f"--{field_name.replace('_', '-')}", ""))
         key = field_name.replace("_", "-")
-        described = f"{option.help}  ({option.flag})" if option.help else f"({option.flag})"
-        lines += ["", *textwrap.wrap(described, COMMENT_WIDTH, initial_indent="# ", subsequent_indent="# ")]
+        comment = f"{option.help}  ({option.flag})" if option.help else f"({option.flag})"
+        lines += ["", *textwrap.wrap(comment, COMMENT_WIDTH, initial_indent="# ", subsequent_indent="# ")]
         if field_name in suggested:
             lines.append(f"{key} = {toml_value(suggested[field_name])}")
             continue
