@@ -88,8 +88,12 @@ def text_sample(config: TextPreprocessing, manifest: Manifest, data: Dataset, mo
     try:
         from tokenizers import Tokenizer
 
-        ids = np.asarray(data.feed(1)[name]).reshape(-1).tolist()
-        text = Tokenizer.from_file(str(tokenizer_file)).decode([int(i) for i in ids], skip_special_tokens=True)
+        tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        ids = [int(i) for i in np.asarray(data.feed(1)[name]).reshape(-1).tolist()]
+        pad = (tokenizer.padding or {}).get("pad_id")
+        while ids and pad is not None and ids[-1] == pad:
+            ids.pop()
+        text = tokenizer.decode(ids, skip_special_tokens=True)
     except Exception:
         return FALLBACK_SENTENCE
     return text.strip() or FALLBACK_SENTENCE

@@ -190,3 +190,52 @@ def test_tensor_schemas_carry_dtype_shape_and_ranges() -> None:
     }  # fmt: skip
     flag = TensorSpec("flag", "bool", (), batch_axis=None)
     assert tensor_schema(flag)["type"] == "boolean"
+
+
+def text_model(path: Path) -> Path:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    table = numpy_helper.from_array(np.arange(48, dtype=np.float32).reshape(16, 3) / 10, "table")
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gather", ["table", "input_ids"], ["embedded"]),
+            helper.make_node("ReduceMean", ["embedded"], ["logits"], axes=[1], keepdims=0),
+        ],
+        "text",
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3])],
+        [table],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def test_a_text_bundle_ships_a_sentence_from_its_data_and_takes_text_plain(tmp_path: Path) -> None:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from packager.config import PackConfig
+
+    words = ["the", "model", "serves", "text", "on", "lambda"]
+    tokenizer = Tokenizer(models.WordLevel({"[PAD]": 0, "[UNK]": 1} | {w: i + 2 for i, w in enumerate(words)},
+                                           unk_token="[UNK]"))  # fmt: skip
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.enable_padding(length=8)
+    tokenizer.save(str(tmp_path / "tokenizer.json"))
+    ids = np.array([tokenizer.encode("the model serves text on lambda").ids] * 4, dtype=np.int64)
+    np.savez(tmp_path / "eval.npz", input_ids=ids)
+    spec = tmp_path / "preprocess.json"
+    spec.write_text(json.dumps({"kind": "text", "max_length": 8}))
+    config = PackConfig(model=str(text_model(tmp_path / "text.onnx")), name="text", output_dir=tmp_path / "out",
+                        python="3.12", recipes=("slim",), preprocess=spec, eval_data=tmp_path / "eval.npz")  # fmt: skip
+    bundle = pack(config, collaborators=FAKES).bundle
+    assert (bundle / "requests" / "sample.txt").read_text() == "the model serves text on lambda"
+    assert json.loads((bundle / "requests" / "request.json").read_text()) == {"text": "the model serves text on lambda"}
+    handler = handler_for(bundle / "function" / "model")
+    status, raw = call(handler, "the model serves text on lambda", "text/plain; charset=utf-8")
+    assert status == 200, raw
+    assert (status, raw) == call(handler, json.dumps({"text": "the model serves text on lambda"}))
+    event = json.loads((bundle / "events" / "predict-raw-rest.json").read_text())
+    assert event["headers"]["Content-Type"] == "text/plain" and not event["isBase64Encoded"]
+    status, body = call(handler, b"\xff\xfe", "text/plain")
+    assert (status, body["code"]) == (400, "bad_text")
