@@ -39,7 +39,8 @@ MAX_BODY_BYTES = 6 * 1024 * 1024
 """Lambda's synchronous invoke payload limit, for requests and responses alike."""
 ENVELOPE_BYTES = 256
 """Room for the response envelope around the body: status, headers, the body's quotes."""
-TOP_K = 5
+RAW_MEDIA = frozenset({"image/png", "image/jpeg", "text/plain"})
+"""Bodies /predict reads as the input itself, when the bundle's codec takes them (handlers.codecs)."""
 SERVER_VERSION = "0.1.0"
 
 
@@ -113,11 +114,17 @@ class Endpoint:
     def predict(self, request: Request) -> Response:
         runtime = self.service.require()
         manifest = runtime.manifest
-        outputs = self.timed_run(runtime, runtime.decode(read_json(request)))
-        encoded, warnings = encode_outputs(outputs)
+        media = request.content_type
+        if media in RAW_MEDIA:
+            inputs = runtime.decode_raw(media, read_raw(request))
+        else:
+            inputs = runtime.decode(read_json(request, lambda: runtime.raw_media))
+        outputs = self.timed_run(runtime, inputs)
+        post = manifest.postprocessing
+        encoded, warnings = encode_outputs(outputs if post.outputs is None else {n: outputs[n] for n in post.outputs})
         body: dict[str, Any] = {"outputs": encoded, "model": manifest.name, "version": manifest.version}
         if manifest.classifier_output is not None:
-            body["predictions"] = top_k(outputs[manifest.classifier_output], manifest.labels, TOP_K)
+            body["predictions"] = top_k(outputs[manifest.classifier_output], manifest.labels, post.top_k)
         if warnings:
             body["warnings"] = warnings
         return json_response(body)
@@ -204,11 +211,27 @@ def encode_outputs(outputs: dict[str, Output]) -> tuple[dict[str, Any], list[str
     return encoded, warnings
 
 
-def read_json(request: Request) -> Any:
-    """The request body as JSON, after the checks API Gateway itself would not make."""
+def read_raw(request: Request) -> bytes:
+    """A body that is the input itself (an image, a text). Lambda counts the event's (base64) text."""
+    size = len(request.raw_body or "")
+    if size > MAX_BODY_BYTES:
+        raise PayloadTooLargeError(
+            f"the body is {size} bytes as the event carries it; Lambda accepts at most {MAX_BODY_BYTES}: "
+            "send a smaller image or text"
+        )
+    body = request.body()
+    if not body:
+        raise BadRequestError(f"the body is empty; send the {request.content_type} itself", code="empty_body")
+    return body
+
+
+def read_json(request: Request, also: Callable[[], tuple[str, ...]] | None = None) -> Any:
+    """The request body as JSON, after the checks API Gateway itself would not make. `also`: the other
+    media types the route takes, for the 415's message."""
     media = request.content_type
     if media and media != JSON and not media.endswith("+json"):
-        raise UnsupportedMediaTypeError(f"send the body as application/json, not {media}")
+        accepted = (JSON, *(also() if also else ()))
+        raise UnsupportedMediaTypeError(f"send the body as {' or '.join(accepted)}, not {media}")
     body: str | bytes = request.raw_body or "" if not request.base64_encoded else request.body()
     if not body:
         raise BadRequestError('the body is empty; send a JSON object with an "inputs" field', code="empty_body")

@@ -223,6 +223,29 @@ def preprocessing_to_dict(preprocessing: Preprocessing) -> dict[str, Any]:
     return {"kind": preprocessing.kind} | {k: v for k, v in asdict(preprocessing).items() if v is not None}
 
 
+DEFAULT_TOP_K = 5
+
+
+@dataclass(frozen=True)
+class Postprocessing:
+    """What /predict answers with: the outputs it returns (None: every one; empty: none, for a
+    classifier's predictions alone) and how many classes per row the predictions rank."""
+
+    outputs: tuple[str, ...] | None = None
+    top_k: int = DEFAULT_TOP_K
+
+    def __post_init__(self) -> None:
+        if self.outputs is not None:
+            if isinstance(self.outputs, str) or not all(isinstance(name, str) for name in self.outputs):
+                raise ValueError(f"postprocessing outputs {self.outputs!r} must be a list of output names")
+            object.__setattr__(self, "outputs", tuple(self.outputs))
+        if not isinstance(self.top_k, int) or isinstance(self.top_k, bool) or self.top_k < 1:
+            raise ValueError(f"postprocessing top_k {self.top_k!r} must be a positive integer")
+
+    def returned(self, names: list[str]) -> list[str]:
+        return names if self.outputs is None else [name for name in names if name in self.outputs]
+
+
 @dataclass(frozen=True)
 class RuntimeHints:
     """How the packager measured the model should run."""
@@ -281,6 +304,7 @@ class Manifest:
     metrics: ModelMetrics = field(default_factory=ModelMetrics)
     runtime: RuntimeHints = field(default_factory=RuntimeHints)
     limits: RequestLimits = field(default_factory=RequestLimits)
+    postprocessing: Postprocessing = field(default_factory=Postprocessing)
     format_version: int = FORMAT_VERSION
 
     @classmethod
@@ -308,6 +332,7 @@ class Manifest:
                 metrics=_build(ModelMetrics, data.get("metrics", {}), "metrics"),
                 runtime=_build(RuntimeHints, data.get("runtime", {}), "runtime"),
                 limits=_build(RequestLimits, data.get("limits", {}), "limits"),
+                postprocessing=_build(Postprocessing, data.get("postprocessing", {}), "postprocessing"),
                 format_version=version,
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -331,12 +356,16 @@ class Manifest:
             "metrics": asdict(self.metrics),
             "runtime": asdict(self.runtime),
             "limits": asdict(self.limits),
+            "postprocessing": asdict(self.postprocessing),
         }
 
     def __post_init__(self) -> None:
         names = [spec.name for spec in self.outputs]
         if self.classifier_output is not None and self.classifier_output not in names:
             raise ManifestError(f"classifier_output {self.classifier_output!r} is not one of the outputs {names}")
+        unknown = sorted(set(self.postprocessing.outputs or ()) - set(names))
+        if unknown:
+            raise ManifestError(f"postprocessing names outputs {unknown} the model does not have; it has {names}")
         batches = {spec.fixed_batch for spec in self.inputs if spec.batch_axis is not None}
         if len(batches) > 1:
             raise ManifestError(f"inputs disagree on their batch size: {sorted(map(str, batches))}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers.manifest import Manifest
+from handlers.manifest import ImagePreprocessing, Manifest, TensorSpec, TextPreprocessing
 from handlers.routes import ROUTES, Route
 from handlers.v2 import DATATYPES
 
@@ -35,7 +35,9 @@ _BODIES = {"predict": "PredictRequest", "infer": "InferenceRequest"}
 _ANSWERS = {"predict": "PredictResponse", "infer": "InferenceResponse"}
 
 
-def _operation(route: Route, model_name: str, errors: dict[str, Any]) -> dict[str, Any]:
+def _operation(
+    route: Route, model_name: str, errors: dict[str, Any], raw: dict[str, Any] | None = None
+) -> dict[str, Any]:
     parameters = [
         {
             "name": param,
@@ -58,30 +60,118 @@ def _operation(route: Route, model_name: str, errors: dict[str, Any]) -> dict[st
     if parameters:
         operation["parameters"] = parameters
     if route.endpoint in _BODIES:
-        operation["requestBody"] = {"required": True} | _json(
-            {"$ref": f"#/components/schemas/{_BODIES[route.endpoint]}"}
-        )
+        body = _json({"$ref": f"#/components/schemas/{_BODIES[route.endpoint]}"})
+        if route.endpoint == "predict" and raw:
+            body["content"] |= raw
+        operation["requestBody"] = {"required": True} | body
     return operation
+
+
+_JSON_TYPES = {"bool": "boolean", "string": "string"}
+
+
+def tensor_schema(spec: TensorSpec) -> dict[str, Any]:
+    """Nested JSON arrays of the tensor's shape (any number of rows on its batch axis) and dtype."""
+    kind = _JSON_TYPES.get(spec.dtype, "integer" if "int" in spec.dtype else "number")
+    schema: dict[str, Any] = {"type": kind}
+    if spec.value_range is not None:
+        schema |= {"minimum": spec.value_range[0], "maximum": spec.value_range[1]}
+    if not spec.is_tensor:
+        schema = {"type": "object"}
+    for axis in reversed(range(len(spec.shape))):
+        dim = spec.shape[axis]
+        schema = {"type": "array", "items": schema}
+        if isinstance(dim, int) and dim > 0 and axis != spec.batch_axis:  # rows: any number (fed in chunks)
+            schema |= {"minItems": dim, "maxItems": dim}
+    return schema | {"description": spec.describe()}
+
+
+def _request_kinds(manifest: Manifest | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The JSON bodies /predict takes (tensors, and images or text when the bundle decodes them), and
+    the raw media types it takes as the body itself."""
+    if manifest is None:
+        return [{"type": "object", "required": ["inputs"], "properties": {"inputs": {}}}], {}
+    required = [spec.name for spec in manifest.inputs if spec.default is None]
+    if len(manifest.inputs) == 1:
+        inputs = tensor_schema(manifest.inputs[0])
+    else:
+        properties = {spec.name: tensor_schema(spec) for spec in manifest.inputs}
+        inputs = {"type": "object", "required": required, "properties": properties}
+    kinds = [
+        {
+            "title": "tensors",
+            "type": "object",
+            "required": ["inputs"],
+            "properties": {"inputs": inputs},
+            "description": "the model's inputs as JSON arrays: " + ", ".join(s.describe() for s in manifest.inputs),
+        }
+    ]
+    config, limit = manifest.preprocessing, manifest.limits.max_rows
+    raw: dict[str, Any] = {}
+    if isinstance(config, ImagePreprocessing):
+        one = {"type": "string", "format": "byte", "description": "a PNG or JPEG image, base64"}
+        described = f"resized to {config.size[1]}x{config.size[0]} {config.mode}"
+        kinds.append(_either("images", "image", one, limit, f"PNG or JPEG images, {described}"))
+        binary = {"schema": {"type": "string", "format": "binary", "description": f"one image, {described}"}}
+        raw = {"image/png": binary, "image/jpeg": binary}
+    elif isinstance(config, TextPreprocessing):
+        one = {"type": "string", "description": f"a text, tokenized to at most {config.max_length} tokens"}
+        kinds.append(_either("texts", "text", one, limit, "texts, tokenized by the bundle's tokenizer"))
+        raw = {"text/plain": {"schema": one}}
+    return kinds, raw
+
+
+def _either(title: str, field: str, one: dict[str, Any], limit: int | None, description: str) -> dict[str, Any]:
+    many = {"type": "array", "items": one, "minItems": 1} | ({"maxItems": limit} if limit else {})
+    return {
+        "title": title,
+        "type": "object",
+        "properties": {field: one, title: many},
+        "oneOf": [{"required": [field]}, {"required": [title]}],
+        "description": description,
+    }
+
+
+def _response(manifest: Manifest | None) -> dict[str, Any]:
+    outputs: dict[str, Any] = {"type": "object"}
+    properties: dict[str, Any] = {"outputs": outputs, "model": {"type": "string"}, "version": {"type": "string"}}
+    if manifest is None:
+        return {"type": "object", "properties": properties}
+    names = manifest.postprocessing.returned([spec.name for spec in manifest.outputs])
+    outputs["properties"] = {spec.name: tensor_schema(spec) for spec in manifest.outputs if spec.name in names}
+    if manifest.classifier_output is not None:
+        ranked: dict[str, Any] = {
+            "type": "object",
+            "properties": {
+                "label": {"type": "string", "nullable": True},
+                "score": {"type": "number", "nullable": True},
+            },
+        }
+        properties["predictions"] = {
+            "type": "array",
+            "description": f"per row: the best class and the {manifest.postprocessing.top_k} best, from "
+            f"{manifest.classifier_output}"
+            + (f" (labels {', '.join(manifest.labels[:5])}, ...)" if manifest.labels else ""),
+            "items": ranked | {"properties": ranked["properties"] | {"top_k": {"type": "array", "items": ranked}}},
+        }
+    return {"type": "object", "required": ["outputs", "model", "version"], "properties": properties}
 
 
 def document(manifest: Manifest | None, version: str) -> dict[str, Any]:
     name = manifest.name if manifest else "model"
-    inputs = (
-        {spec.name: {"description": spec.describe(), "type": "array", "items": {}} for spec in manifest.inputs}
-        if manifest
-        else {}
-    )
+    kinds, raw = _request_kinds(manifest)
+    media = ", ".join(("application/json", *raw))
     errors = {
         "400": _error("malformed request, wrong shape or dtype"),
         "404": _error("unknown model or route"),
         "413": _error("request or response over Lambda's 6 MB"),
-        "415": _error("the body is not JSON"),
+        "415": _error(f"a body that is not one of {media}"),
         "503": _error("model not loaded"),
     }
     paths: dict[str, dict[str, Any]] = {}
     for route in ROUTES:
         if route.documented and route.endpoint not in ("openapi", "docs"):
-            paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, name, errors)
+            paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, name, errors, raw)
     tensor = {
         "type": "object",
         "required": ["name", "shape", "datatype", "data"],
@@ -109,25 +199,8 @@ def document(manifest: Manifest | None, version: str) -> dict[str, Any]:
                     "required": ["error", "code"],
                     "properties": {"error": {"type": "string"}, "code": {"type": "string"}},
                 },
-                "PredictRequest": {
-                    "type": "object",
-                    "required": ["inputs"],
-                    "properties": {
-                        "inputs": {
-                            "description": "a nested list for a one-input model, or an object of input name -> nested list",
-                            "oneOf": [{"type": "array", "items": {}}, {"type": "object", "properties": inputs}],
-                        }
-                    },
-                },
-                "PredictResponse": {
-                    "type": "object",
-                    "properties": {
-                        "outputs": {"type": "object"},
-                        "model": {"type": "string"},
-                        "version": {"type": "string"},
-                        "predictions": {"type": "array", "items": {"type": "object"}},
-                    },
-                },
+                "PredictRequest": kinds[0] if len(kinds) == 1 else {"oneOf": kinds},
+                "PredictResponse": _response(manifest),
                 "Tensor": tensor,
                 "InferenceRequest": {
                     "type": "object",

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from handlers.errors import ManifestError, ModelNotReadyError, UnprocessableError, reason
+from handlers.errors import ManifestError, ModelNotReadyError, UnprocessableError, UnsupportedMediaTypeError, reason
 from handlers.logs import logger
 from handlers.manifest import Manifest, TensorPreprocessing, sha256_file
 from handlers.tensors import Output, check_rows, decode_inputs, run_in_chunks
@@ -80,6 +80,18 @@ class ModelRuntime:
         if isinstance(payload, dict) and "inputs" not in payload and self.codec is not None:
             return self.codec.decode(payload)
         return decode_inputs(payload, self.manifest)
+
+    @property
+    def raw_media(self) -> tuple[str, ...]:
+        """The media types /predict takes as the body itself (an image, a text), by the bundle's codec."""
+        return self.codec.media if self.codec is not None else ()
+
+    def decode_raw(self, media: str, body: bytes) -> dict[str, np.ndarray]:
+        """A /predict body that is the image or the text itself, as model inputs."""
+        if self.codec is None or media not in self.codec.media:
+            accepted = ", ".join(("application/json", *self.raw_media))
+            raise UnsupportedMediaTypeError(f"this model takes {accepted}, not {media}")
+        return self.codec.decode_raw(body)
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, Output]:
         """The model's outputs by name; a fixed-batch graph is fed its batch at a time."""

@@ -27,6 +27,7 @@ from handlers.contract import (
     MANIFEST_FILE,
     MODEL_DIR,
     SAMCONFIG_FILE,
+    SAMPLES_DIR,
     STATIC_DIR,
     TEMPLATE_FILE,
 )
@@ -37,6 +38,7 @@ from handlers.v2 import DATATYPES
 from packager import interrupt
 from packager.config import PackageType
 from packager.errors import BundleError, LambdafitError
+from packager.samples import SampleRequest
 from packager.size import check_zip_tree, compile_bytecode, handler_files
 from packager.template import AppModel, render_samconfig, render_template, to_yaml
 from packager.wheels import WheelSet, install_wheels, slim_command
@@ -84,6 +86,8 @@ class BundleSpec:
     """One row of each input a request must send, as JSON."""
     model_files: dict[str, Path] = field(default_factory=dict)
     """Extra files for the model folder (a tokenizer), by name."""
+    sample: SampleRequest | None = None
+    """A request of the bundle's kind (an image, a text, or JSON arrays); by default `sample_inputs`."""
 
 
 def is_bundle(path: Path) -> bool:
@@ -205,7 +209,10 @@ def fill(spec: BundleSpec, root: Path) -> int:
         )
     (root / TEMPLATE_FILE).write_text(to_yaml(render_template(app)), encoding="utf-8")
     (root / SAMCONFIG_FILE).write_text(render_samconfig(app.name), encoding="utf-8")
-    write_events(root / EVENTS_DIR, app, spec.manifest, spec.sample_inputs)
+    request = spec.sample or SampleRequest(_json_form(spec.sample_inputs))
+    (root / SAMPLES_DIR).mkdir()
+    request.write(root / SAMPLES_DIR)
+    write_events(root / EVENTS_DIR, app, spec.manifest, spec.sample_inputs, request)
     write_info(root, app)
     return bytecode
 
@@ -237,9 +244,21 @@ def read_app(bundle: Path) -> AppModel:
         raise BundleError(f"{path} is damaged ({exc}); pack the bundle again") from exc
 
 
-def write_events(folder: Path, app: AppModel, manifest: Manifest, sample: Any) -> None:
-    """Sample events in the shape the function receives, for `sam local invoke -e`."""
+def _json_form(sample: dict[str, Any]) -> dict[str, Any]:
+    return {"inputs": next(iter(sample.values())) if len(sample) == 1 else sample}
+
+
+V2_EVENT_MAX_BYTES = 256_000
+"""The v2-infer sample event carries the tensors themselves: left out when they are larger than this."""
+
+
+def write_events(
+    folder: Path, app: AppModel, manifest: Manifest, sample: Any, request: SampleRequest | None = None
+) -> None:
+    """Sample events in the shape the function receives, for `sam local invoke -e`: /predict with the
+    sample request (as JSON, and as the raw image or text when the bundle takes one), health, V2."""
     folder.mkdir()
+    request = request or SampleRequest(_json_form(sample))
     shape = SHAPES[app.api]
     headers = {"Content-Type": "application/json", "Host": "127.0.0.1"}
     specs = {spec.name: spec for spec in manifest.inputs}
@@ -249,15 +268,18 @@ def write_events(folder: Path, app: AppModel, manifest: Manifest, sample: Any) -
             for name, rows in sample.items()
         ]
     }
-    inputs = next(iter(sample.values())) if len(sample) == 1 else sample
-    requests = {
-        "predict": ("POST", "/predict", json.dumps({"inputs": inputs})),
-        "health": ("GET", "/health", None),
-        "v2-metadata": ("GET", f"/v2/models/{manifest.name}", None),
-        "v2-infer": ("POST", f"/v2/models/{manifest.name}/infer", json.dumps(infer)),
+    requests: dict[str, tuple[str, str, str | bytes | None, dict[str, str]]] = {
+        "predict": ("POST", "/predict", json.dumps(request.json_body), headers),
+        "health": ("GET", "/health", None, headers),
+        "v2-metadata": ("GET", f"/v2/models/{manifest.name}", None, headers),
     }
-    for name, (method, path, body) in requests.items():
-        event = shape.build(method, path, body=body, headers=headers)
+    if request.raw is not None:
+        requests["predict-raw"] = ("POST", "/predict", request.raw, headers | {"Content-Type": request.media_type})
+    infer_body = json.dumps(infer)
+    if len(infer_body) <= V2_EVENT_MAX_BYTES:
+        requests["v2-infer"] = ("POST", f"/v2/models/{manifest.name}/infer", infer_body, headers)
+    for name, (method, path, body, sent) in requests.items():
+        event = shape.build(method, path, body=body, headers=sent)
         (folder / f"{name}-{app.api.value}.json").write_text(json.dumps(event, indent=2) + "\n", encoding="utf-8")
 
 

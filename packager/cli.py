@@ -1,124 +1,193 @@
-"""The `lambdafit` command: parses arguments, calls the library, prints. Errors exit 2 with one line."""
+"""The `lambdafit` command: parses arguments, calls the library, prints. Errors exit 2 with one line.
+
+`pack`'s parameters are named as PackConfig's fields and take its defaults, so the flags, the config
+file (packager.config_file) and Python callers share one list of options; a flag wins over the file
+only when it was given on the command line."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from handlers.contract import ApiKind
 from packager import interrupt
-from packager.config import DEFAULT_PYTHON, ENV_PYTHON, Arch, Auth, CalibrationMethod, Objective, PackageType
+from packager.config import ENV_PYTHON, Arch, Auth, CalibrationMethod, Objective, PackageType
+from packager.config_file import defaults
+from packager.console import make_console, say
 from packager.errors import LambdafitError, NoFitError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from rich.status import Status
-
     from packager.config import PackConfig
+    from packager.config_file import OptionHelp
     from packager.fit import Judged
+    from packager.invoke import Answer
     from packager.pack import PackResult
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="Fit a model into AWS Lambda and serve it.",
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    help="Fit a model into AWS Lambda, serve it, call it, deploy it.",
 )
-out = Console()
-if not out.is_terminal:
-    out = Console(width=200)
-err = Console(stderr=True)
+out = make_console()
+err = make_console(stderr=True)
 
 
-def _fail(error: Exception) -> None:
+def _fail(error: Exception, code: int = 2) -> None:
     err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
+    raise typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("lambdafit")
+        except PackageNotFoundError:
+            number = "unknown (not installed)"
+        out.print(f"lambdafit {number} (python {sys.version.split()[0]})", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
+    """Fit a model into AWS Lambda, serve it, call it, deploy it."""
+
+
+_D = defaults()
+"""PackConfig's defaults: the flags show and take them."""
+_RECIPES = ",".join(_D["recipes"])
 
 
 @app.command()
 def pack(
+    ctx: typer.Context,
     model: Annotated[
-        str, typer.Argument(help="an .onnx file, a torch factory file.py:function, or a Hugging Face checkpoint folder")
-    ],
-    name: Annotated[str, typer.Option(help="endpoint name: the bundle folder, stack and function")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="folder that receives build/NAME")] = Path("build"),
+        str | None,
+        typer.Argument(
+            help="an .onnx file, a torch factory file.py:function, or a Hugging Face checkpoint folder "
+            "[default: model in lambdafit.toml]",
+            show_default=False,
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(help="endpoint name: the bundle folder, stack and function [default: name in lambdafit.toml]"),
+    ] = None,
+    output_dir: Annotated[Path, typer.Option("--output", "-o", help="folder that receives NAME/")] = _D["output_dir"],
     eval_data: Annotated[
         Path | None, typer.Option("--eval", help=".npz of inputs (and labels) to measure quality")
     ] = None,
-    calibration: Annotated[Path | None, typer.Option(help=".npz of representative inputs for static int8")] = None,
-    max_drop: Annotated[
-        float, typer.Option(help="largest quality drop allowed, as a fraction (0.01 = 1 point)")
-    ] = 0.01,
-    budget: Annotated[
-        str | None, typer.Option(help="zip, zip-upload, image, or a size such as 80MB [default: the package's limit]")
+    calibration_data: Annotated[
+        Path | None, typer.Option("--calibration", help=".npz of representative inputs for static int8")
     ] = None,
-    arch: Annotated[Arch, typer.Option(help="Lambda architecture")] = Arch.X86_64,
+    max_drop: Annotated[float, typer.Option(help="largest quality drop allowed, as a fraction (0.01 = 1 point)")] = _D[
+        "max_drop"
+    ],
+    budget: Annotated[
+        str | None,
+        typer.Option(help="zip, zip-upload, image, or a size such as 80MB [default: the package type's limit]"),
+    ] = None,
+    arch: Annotated[Arch, typer.Option(help="Lambda architecture")] = _D["arch"],
     python: Annotated[
         str | None,
-        typer.Option(help=f"Lambda Python runtime [env {ENV_PYTHON}; default {DEFAULT_PYTHON}]"),
+        typer.Option(help=f"Lambda Python runtime: 3.11, 3.12 or 3.13 [default: ${ENV_PYTHON}, else 3.12]"),
     ] = None,
-    objective: Annotated[Objective, typer.Option(help="what the chosen candidate is best at")] = Objective.LATENCY,
-    recipes: Annotated[str, typer.Option(help="auto, or a comma list such as slim,slim+int8-static")] = "auto",
+    objective: Annotated[Objective, typer.Option(help="what the chosen candidate is best at")] = _D["objective"],
+    recipes: Annotated[str, typer.Option(help="auto, or a comma list such as slim,slim+int8-static")] = _RECIPES,
     labels: Annotated[str | None, typer.Option(help="class names, comma separated, for a classifier")] = None,
-    wheels: Annotated[
-        Path | None, typer.Option(help="folder of pre-downloaded runtime wheels (offline packing)")
+    wheel_dir: Annotated[
+        Path | None, typer.Option("--wheels", help="folder of pre-downloaded runtime wheels (offline packing)")
     ] = None,
-    train: Annotated[
-        Path | None, typer.Option(help=".npz of inputs for distillation after pruning (no labels needed)")
+    train_data: Annotated[
+        Path | None, typer.Option("--train", help=".npz of inputs for distillation after pruning (no labels needed)")
     ] = None,
     student: Annotated[
         str | None, typer.Option(help="a smaller torch factory file.py:function to distill into")
     ] = None,
-    calibration_method: Annotated[
-        CalibrationMethod, typer.Option(help="static int8 calibration")
-    ] = CalibrationMethod.MINMAX,
-    package: Annotated[
-        PackageType | None, typer.Option(help="Lambda package type [default: image, or zip for a zip budget]")
+    calibration_method: Annotated[CalibrationMethod, typer.Option(help="static int8 calibration")] = _D[
+        "calibration_method"
+    ],
+    package_type: Annotated[
+        PackageType | None,
+        typer.Option("--package", help="Lambda package type [default: image, or zip for a zip budget]"),
     ] = None,
-    allow_slower: Annotated[bool, typer.Option(help="let a candidate slower than fp32 be chosen")] = False,
-    api: Annotated[
-        ApiKind, typer.Option(help="front door: API Gateway REST API, HTTP API, or function URL")
-    ] = ApiKind.REST,
+    allow_slower: Annotated[
+        bool, typer.Option("--allow-slower", help="let a candidate slower than fp32 be chosen")
+    ] = _D["allow_slower"],
+    api: Annotated[ApiKind, typer.Option(help="front door: API Gateway REST API, HTTP API, or function URL")] = _D[
+        "api"
+    ],
     auth: Annotated[
         Auth, typer.Option(help="who may call it: AWS IAM (SigV4), an API key with a usage plan, or anyone")
-    ] = Auth.IAM,
+    ] = _D["auth"],
     model_store: Annotated[
         str | None, typer.Option(help="s3://bucket/prefix: upload the model there, fetch it at init")
     ] = None,
-    reserved_concurrency: Annotated[int | None, typer.Option(min=0, help="cap on concurrent executions")] = None,
-    provisioned_concurrency: Annotated[int | None, typer.Option(min=1, help="pre-initialized environments")] = None,
-    preprocess: Annotated[
-        Path | None, typer.Option(help="JSON: let clients send images or text (see handlers/codecs.py)")
+    reserved_concurrency: Annotated[
+        int | None, typer.Option(min=0, metavar="N", help="cap on concurrent executions")
     ] = None,
-    tracing: Annotated[bool, typer.Option(help="X-Ray traces from inside the function (powertools Tracer)")] = False,
-    batch_axis: Annotated[
+    provisioned_concurrency: Annotated[
+        int | None, typer.Option(min=1, metavar="N", help="pre-initialized environments")
+    ] = None,
+    preprocess: Annotated[
+        Path | None, typer.Option(help="JSON: let clients send images or text (format: docs/preprocess.md)")
+    ] = None,
+    outputs: Annotated[
+        str,
+        typer.Option(
+            help="what /predict returns: auto (outputs up to 10,000 numbers a row), all, none (a classifier's "
+            "predictions only), or output names, comma separated"
+        ),
+    ] = ",".join(_D["outputs"]),
+    top_k: Annotated[int, typer.Option(min=1, metavar="K", help="classes per row in a classifier's predictions")] = _D[
+        "top_k"
+    ],
+    tracing: Annotated[
+        bool, typer.Option("--tracing", help="X-Ray traces from inside the function (powertools Tracer)")
+    ] = _D["tracing"],
+    batch_axes: Annotated[
         list[str],
-        typer.Option(help="NAME=AXIS (or NAME=none) for an input whose batch axis the graph does not name; repeatable"),
+        typer.Option(
+            "--batch-axis",
+            metavar="NAME=AXIS",
+            help="NAME=AXIS (or NAME=none) for an input whose batch axis the graph does not name; repeatable",
+        ),
     ] = [],  # noqa: B006 (typer reads the default; it is never mutated)
-    dim: Annotated[
-        list[str], typer.Option(help="NAME=MIN:MAX bounds on a symbolic dimension requests may vary; repeatable")
+    dims: Annotated[
+        list[str],
+        typer.Option(
+            "--dim", metavar="NAME=MIN:MAX", help="NAME=MIN:MAX bounds on a symbolic dimension requests may vary"
+        ),
     ] = [],  # noqa: B006
     classifier_output: Annotated[
         str | None, typer.Option(help="the output holding class scores, when its name does not say so")
     ] = None,
     force: Annotated[
-        bool, typer.Option(help="replace an existing bundle of the same name (only a folder pack wrote)")
-    ] = False,
+        bool,
+        typer.Option("--force", help="replace an existing bundle of the same name (only a folder pack wrote)"),
+    ] = _D["force"],
     trust_pickle: Annotated[
         bool,
         typer.Option(
+            "--trust-pickle",
             help="load a .joblib/.pkl MODEL with pickle at pack time, which runs the code inside it (only for "
-            "files you made or trust); the bundle ships ONNX only"
+            "files you made or trust); the bundle ships ONNX only",
         ),
-    ] = False,
+    ] = _D["trust_pickle"],
     task: Annotated[
         str | None,
         typer.Option(
@@ -126,84 +195,92 @@ def pack(
             "fill-mask, feature-extraction or image-classification [default: from config.json's architectures]"
         ),
     ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="options from this lambdafit.toml or pyproject.toml [default: ./lambdafit.toml, else "
+            "./pyproject.toml's [tool.lambdafit]]",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON on stdout, nothing else")] = False,
 ) -> None:
-    """Export, optimize and measure MODEL, choose the best candidate that fits, write a SAM bundle."""
-    from packager.config import Budget, PackConfig, resolve
+    """Optimize and measure MODEL, choose what fits, write a SAM bundle.
 
+    Exports MODEL to ONNX, measures every recipe, ships the best candidate that fits the budget. Every option can also live in lambdafit.toml (lambdafit init MODEL writes one); a flag wins over it."""
+    from packager import config_file
+
+    given = {
+        key: value
+        for key, value in ctx.params.items()
+        if key in config_file.option_names() and _on_command_line(ctx, key)
+    }
+    resolved = None
     try:
-        config = PackConfig(
-            model=model,
-            name=name,
-            output_dir=output,
-            eval_data=eval_data,
-            calibration_data=calibration,
-            max_drop=max_drop,
-            budget=Budget.parse(budget) if budget is not None else None,
-            package_type=package,
-            arch=arch,
-            objective=objective,
-            recipes=tuple(recipes.split(",")),
-            labels=tuple(labels.split(",")) if labels else (),
-            force=force,
-            wheel_dir=wheels,
-            train_data=train,
-            student=student,
-            calibration_method=calibration_method,
-            allow_slower=allow_slower,
-            api=api,
-            auth=auth,
-            model_store=model_store,
-            reserved_concurrency=reserved_concurrency,
-            provisioned_concurrency=provisioned_concurrency,
-            preprocess=preprocess,
-            tracing=tracing,
-            python=resolve(python, ENV_PYTHON, DEFAULT_PYTHON),
-            batch_axes=tuple(batch_axis),
-            dims=tuple(dim),
-            classifier_output=classifier_output,
-            trust_pickle=trust_pickle,
-            task=task,
-        )
-        result = _run_pack(config)
+        path = config or config_file.find(Path.cwd())
+        file = config_file.load(path) if path is not None else None
+        if file is not None and not as_json:
+            say(err, f"options from {file.path}")
+        resolved = config_file.build(given, file)
+        result = _run_pack(resolved)
     except interrupt.Interrupted as stop:
-        bundle = config.bundle_dir
-        kept = f"{bundle} is as it was" if bundle.exists() else f"{bundle} was not written"
+        bundle = resolved.bundle_dir if resolved is not None else None
+        kept = (
+            "" if bundle is None else (f"{bundle} is as it was, " if bundle.exists() else f"{bundle} was not written, ")
+        )
         err.print(
-            f"[bold red]interrupted[/] by {stop.name}: {kept}, and nothing else is left",
-            highlight=False,
-            soft_wrap=True,
+            f"[bold red]interrupted[/] by {stop.name}: {kept}and nothing else is left", highlight=False, soft_wrap=True
         )
         raise typer.Exit(stop.exit_code) from None
     except NoFitError as error:
-        if error.rejection is not None:
-            _print_table(name, error.rejection, config.limit.limit_bytes)
+        if as_json:
+            sys.stdout.write(json.dumps({"error": str(error), "code": "no_fit"}) + "\n")
+        elif error.rejection is not None and resolved is not None:
+            _print_table(resolved.name, error.rejection, resolved.limit.limit_bytes)
         _fail(error)
         return
     except LambdafitError as error:
         _fail(error)
         return
     report = result.report
-    _print_table(name, report.fit, report.budget.limit_bytes)
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_json() | {"bundle": str(result.bundle)}, indent=2) + "\n")
+        return
+    _print_table(report.name, report.fit, report.budget.limit_bytes)
     for note in report.notes:
-        out.print(f"note: {note}", highlight=False)
-    out.print(f"chose [bold]{report.fit.chosen.recipe}[/]: {report.fit.why}", highlight=False)
-    out.print(
+        say(out, f"note: {note}")
+    say(out, f"chose {report.fit.chosen.recipe}: {report.fit.why}")
+    say(
+        out,
         f"memory {report.cost.memory_mb} MB, about ${report.cost.usd_per_million:.2f} per million requests "
         f"({report.cost.assumptions})",
-        highlight=False,
     )
-    out.print(f"wrote {result.bundle}  (next: lambdafit serve {result.bundle})", highlight=False)
+    say(out, f"wrote {result.bundle}  (next: lambdafit serve {result.bundle}, or lambdafit invoke {result.bundle})")
+
+
+def _on_command_line(ctx: typer.Context, key: str) -> bool:
+    """Whether the user gave this parameter (typer vendors its own click: compare by the source's name)."""
+    source = ctx.get_parameter_source(key)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
 
 def _run_pack(config: PackConfig) -> PackResult:
     """`pack`, with SIGINT and SIGTERM as interruptions: whatever error a signal caused (a library may
-    wrap or swallow it), the signal is what is reported. A model's code that calls sys.exit() is an error."""
+    wrap or swallow it), the signal is what is reported. A model's code that calls sys.exit() is an error.
+    A stage starts only if no signal came during the last one."""
+    from packager.console import PackProgress
     from packager.pack import pack as run_pack
 
     with interrupt.catching():
         try:
-            with err.status("packing") as status:
-                return run_pack(config, progress=_progress(status))
+            with PackProgress(err) as progress:
+
+                def report(message: str) -> None:
+                    interrupt.check()
+                    progress(message)
+
+                return run_pack(config, progress=report)
         except Exception:
             interrupt.check()
             raise
@@ -214,61 +291,273 @@ def _run_pack(config: PackConfig) -> PackResult:
             ) from None
 
 
-def _progress(status: Status) -> Callable[[str], None]:
-    """Each stage as it starts: on the spinner in a terminal, else one line each (logs, CI, scripts).
-    A stage starts only if no signal came during the last one."""
-
-    def report(message: str) -> None:
-        interrupt.check()
-        if err.is_terminal:
-            status.update(message)
-        else:
-            err.print(f"... {message}", highlight=False, soft_wrap=True)
-
-    return report
-
-
 def _print_table(name: str, judged: Judged, budget_bytes: int) -> None:
-    from packager.report import COLUMNS, rows
+    from packager.console import candidates_table
 
-    table = Table(title=f"candidates for {name} (quality: {judged.baseline.quality_kind})")
-    for column in COLUMNS:
-        text = column in ("recipe", "verdict")
-        table.add_column(column, justify="left" if text else "right", no_wrap=column == "recipe")
-    for row in rows(judged, budget_bytes):
-        table.add_row(*row, style="bold green" if row[-1] == "CHOSEN" else None)
-    out.print(table)
+    out.print(candidates_table(judged, budget_bytes, name, out.width))
+
+
+def option_help() -> dict[str, OptionHelp]:
+    """Each pack option's flag and help text, read off the command itself (for `init`'s comments)."""
+    from packager.config_file import OptionHelp
+
+    command = typer.main.get_command(app)
+    pack_command = command.commands["pack"]  # type: ignore[attr-defined]
+    helps = {}
+    for param in pack_command.params:
+        flag = max(param.opts, key=len) if param.opts else param.name
+        helps[param.name] = OptionHelp(flag if flag.startswith("-") else flag.upper(), getattr(param, "help", "") or "")
+    return helps
+
+
+@app.command()
+def init(
+    model: Annotated[
+        str, typer.Argument(help="an .onnx file, a torch factory file.py:function, or a checkpoint folder")
+    ],
+    name: Annotated[str | None, typer.Option(help="endpoint name [default: from the model's file name]")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="the file to write")] = Path("lambdafit.toml"),
+    force: Annotated[bool, typer.Option("--force", help="replace an existing file")] = False,
+) -> None:
+    """Write a commented lambdafit.toml for MODEL.
+
+    Every pack option at its default, the model's signature, the data files found beside it."""
+    from packager.config_file import write_init
+
+    try:
+        written = write_init(model, output, option_help(), name=name, force=force)
+    except LambdafitError as error:
+        _fail(error)
+        return
+    say(out, f"wrote {written}  (next: edit it, then lambdafit pack)")
 
 
 @app.command()
 def serve(
     bundle: Annotated[Path, typer.Argument(help="a bundle written by lambdafit pack, e.g. build/digits")],
-    port: Annotated[int, typer.Option(min=0, max=65535, help="port on 127.0.0.1 (0: any free port)")] = 3000,
-    host: Annotated[str, typer.Option(help="loopback address to listen on")] = "127.0.0.1",
-    verbose: Annotated[bool, typer.Option(help="log every request and print EMF metrics")] = False,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="port to listen on (0: any free port)")] = 3000,
+    host: Annotated[
+        str,
+        typer.Option(
+            help="address to listen on; anything but loopback (0.0.0.0 in a dev container) lets anyone who "
+            "reaches this machine call the model, with no auth"
+        ),
+    ] = "127.0.0.1",
+    verbose: Annotated[bool, typer.Option("--verbose", help="log every request and print EMF metrics")] = False,
     api: Annotated[
         ApiKind | None,
         typer.Option(help="event shape: REST API (v1), HTTP API (v2) or function URL [default: as packed]"),
     ] = None,
     workers: Annotated[int, typer.Option(min=1, max=64, help="processes serving requests, like warm containers")] = 1,
 ) -> None:
-    """Serve BUNDLE's handler on 127.0.0.1 through emulated API Gateway events, without Docker."""
-    from packager.emulator import serve_bundle, serve_workers
+    """Serve BUNDLE locally, without Docker.
+
+    Each HTTP request becomes the API Gateway event the function receives in AWS."""
+    from packager.emulator import is_loopback, serve_bundle, serve_workers
 
     if not verbose:
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    remote = not is_loopback(host)
+    if remote:
+        err.print(
+            f"[bold yellow]warning:[/] listening on {host}, not loopback: anyone who can reach this machine on port "
+            f"{port} can call the model, and lambdafit serve checks no auth. It is a development server.",
+            highlight=False,
+            soft_wrap=True,
+        )
     try:
-        server = serve_bundle(bundle, host=host, port=port, verbose=verbose, api=api, load=False)
+        server = serve_bundle(bundle, host=host, port=port, verbose=verbose, api=api, load=False, remote_ok=remote)
     except LambdafitError as error:
         _fail(error)
         return
-    out.print(
-        f"serving {bundle} on http://{host}:{server.server_address[1]}  ({server.api.value} events; POST /predict, /v2/..., GET /docs; Ctrl-C stops)",
-        highlight=False,
+    say(
+        out,
+        f"serving {bundle} on http://{host}:{server.server_address[1]}  ({server.api.value} events; POST /predict, "
+        "/v2/..., GET /docs; Ctrl-C stops)",
     )
     sys.stdout.flush()
     with contextlib.suppress(interrupt.Interrupted, KeyboardInterrupt), interrupt.catching():
         serve_workers(server, workers)  # SIGINT or SIGTERM: every worker stopped and waited for, exit 0
+
+
+@app.command()
+def invoke(
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="a bundle folder (its handler, in this process), a URL (lambdafit serve, sam local start-api, a "
+            "deployed endpoint), or the name of a stack deployed with lambdafit deploy"
+        ),
+    ],
+    stdin: Annotated[
+        str | None, typer.Argument(metavar="[-]", help="- reads the body from stdin", show_default=False)
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="a JSON body (a bare list is the inputs), or an .npz of inputs")
+    ] = None,
+    image: Annotated[Path | None, typer.Option(help="a PNG or JPEG, sent as the body itself")] = None,
+    text: Annotated[str | None, typer.Option(help="a text, sent as text/plain")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the answer as JSON, nothing else")] = False,
+    bench_n: Annotated[
+        int, typer.Option("--bench", min=0, help="send the request N times (after one warm-up): latency percentiles")
+    ] = 0,
+    deployed: Annotated[
+        bool, typer.Option("--deployed", help="a bundle folder means its deployed stack (lambdafit deploy)")
+    ] = False,
+    auth: Annotated[
+        Auth | None,
+        typer.Option(help="the endpoint's auth [default: the deployment's; IAM for AWS hosts, none for others]"),
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option(help="for --auth api-key [default: $LAMBDAFIT_API_KEY, or read from the stack]")
+    ] = None,
+    region: Annotated[
+        str | None, typer.Option(help="for SigV4 [default: the deployment's, the URL's, or AWS's]")
+    ] = None,
+    profile: Annotated[str | None, typer.Option(help="AWS profile for SigV4 credentials")] = None,
+    path: Annotated[str, typer.Option(help="the route to call")] = "/predict",
+    timeout: Annotated[float, typer.Option(help="seconds to wait for an answer")] = 60.0,
+) -> None:
+    """Call TARGET once (or --bench N times) and print the answer.
+
+    Sends an image, a text, JSON, or the bundle's sample request; signs with SigV4 for IAM auth."""
+    from packager.invoke import TargetOptions, bench, payload_from, resolve_target, sample_of
+
+    # A bundle's handler runs in this process: its logs and metrics would mix with the answer on stdout.
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    try:
+        if stdin not in (None, "-"):
+            raise LambdafitError(f"unexpected argument {stdin!r}: only - (read the body from stdin) may follow TARGET")
+        options = TargetOptions(auth=auth, region=region, api_key=api_key, profile=profile, timeout=timeout,
+                                deployed=deployed)  # fmt: skip
+        endpoint, bundle = resolve_target(target, options)
+        raw = sys.stdin.buffer.read() if stdin == "-" or data == Path("-") else None
+        payload = payload_from(
+            data=None if data == Path("-") else data,
+            image=image,
+            text=text,
+            stdin=raw,
+            sample=sample_of(bundle) if bundle is not None else None,
+        )
+        if not as_json:
+            say(err, f"POST {path} to {endpoint.description}: {payload.what}")
+        answer = endpoint.send("POST", path, payload)
+        result = bench(endpoint, payload, bench_n, path) if bench_n else None
+    except LambdafitError as error:
+        _fail(error)
+        return
+    _print_answer(answer, as_json, result.percentiles() if result else None, result.errors if result else 0)
+    if answer.status >= 400:
+        raise typer.Exit(1)
+
+
+def _print_answer(answer: Answer, as_json: bool, percentiles: dict[str, float] | None, errors: int) -> None:
+    from packager.invoke import readable
+
+    body = answer.json()
+    if as_json:
+        document: dict[str, Any] = {
+            "status": answer.status,
+            "body": body if body is not None else answer.body.decode(errors="replace"),
+        }
+        if percentiles is not None:
+            document["bench"] = percentiles | {"errors": errors}
+        sys.stdout.write(json.dumps(document) + "\n")
+        return
+    say(out, f"HTTP {answer.status} in {answer.seconds * 1000:.1f} ms")
+    for line in readable(body if body is not None else answer.body.decode(errors="replace")):
+        say(out, line)
+    if percentiles is not None:
+        say(
+            out,
+            "latency: "
+            + ", ".join(
+                f"{key.removesuffix('_ms')} {value:.2f} ms" for key, value in percentiles.items() if key.endswith("_ms")
+            )
+            + f"; {percentiles['requests_per_s']:.1f} requests/s, {errors} errors",
+        )
+
+
+@app.command()
+def deploy(
+    bundle: Annotated[Path, typer.Argument(help="a bundle written by lambdafit pack")],
+    stack_name: Annotated[str | None, typer.Option(help="CloudFormation stack [default: the bundle's name]")] = None,
+    region: Annotated[str | None, typer.Option(help="AWS region [default: AWS's configuration]")] = None,
+    profile: Annotated[str | None, typer.Option(help="AWS profile")] = None,
+    guided: Annotated[bool, typer.Option("--guided", help="sam deploy --guided: asks for every setting")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="deploy the change set without asking")] = False,
+    pretranslate: Annotated[
+        bool,
+        typer.Option(
+            "--pretranslate",
+            help="run the SAM transform here and deploy plain CloudFormation, for endpoints that do not run "
+            "transforms (moto_server through AWS_ENDPOINT_URL)",
+        ),
+    ] = False,
+    sam_args: Annotated[list[str] | None, typer.Argument(help="more sam deploy options, after --")] = None,
+) -> None:
+    """Deploy BUNDLE with sam build and sam deploy.
+
+    Prints the stack's endpoint and keeps it (BUNDLE/deployment.json) for lambdafit invoke."""
+    from packager.deploy import deploy as run_deploy
+
+    try:
+        deployment = run_deploy(bundle, stack_name=stack_name, region=region, profile=profile, guided=guided,
+                                confirm=not yes, pretranslate=pretranslate, extra=sam_args or ())  # fmt: skip
+    except LambdafitError as error:
+        _fail(error)
+        return
+    where = f" at {deployment.aws_endpoint_url}" if deployment.aws_endpoint_url else ""
+    say(
+        out,
+        f"deployed stack {deployment.stack_name} in {deployment.region}{where}; function {deployment.function_name}",
+    )
+    if deployment.endpoint is None:
+        say(out, f"no endpoint: the stack's Endpoint output did not resolve ({deployment.outputs.get('Endpoint')})")
+        raise typer.Exit(1)
+    say(out, f"endpoint: {deployment.endpoint}  ({deployment.api.value}, auth {deployment.auth.value})")
+    say(out, f"next: lambdafit invoke {deployment.stack_name}   (or lambdafit invoke {bundle} --deployed)")
+
+
+@app.command()
+def delete(
+    bundle: Annotated[Path, typer.Argument(help="a bundle deployed with lambdafit deploy")],
+    region: Annotated[str | None, typer.Option(help="AWS region [default: the deployment's]")] = None,
+    profile: Annotated[str | None, typer.Option(help="AWS profile")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="delete without asking")] = False,
+) -> None:
+    """Delete BUNDLE's stack with sam delete."""
+    from packager.deploy import delete as run_delete
+
+    try:
+        stack = run_delete(bundle, region=region, profile=profile, confirm=not yes)
+    except LambdafitError as error:
+        _fail(error)
+        return
+    say(out, f"deleted stack {stack}")
+
+
+@app.command()
+def logs(
+    bundle: Annotated[Path, typer.Argument(help="a bundle deployed with lambdafit deploy")],
+    tail: Annotated[bool, typer.Option("--tail", help="keep following new log events")] = False,
+    since: Annotated[
+        str | None, typer.Option(help="start time, as sam logs takes it: 5mins ago, 2026-01-01T10:00")
+    ] = None,
+    filter_pattern: Annotated[
+        str | None, typer.Option("--filter", help="CloudWatch filter pattern, e.g. ERROR")
+    ] = None,
+    region: Annotated[str | None, typer.Option(help="AWS region [default: the deployment's]")] = None,
+    profile: Annotated[str | None, typer.Option(help="AWS profile")] = None,
+) -> None:
+    """Show BUNDLE's function logs with sam logs."""
+    from packager.deploy import logs as run_logs
+
+    try:
+        run_logs(bundle, tail=tail, since=since, filter_pattern=filter_pattern, region=region, profile=profile)
+    except LambdafitError as error:
+        _fail(error)
 
 
 def main() -> None:

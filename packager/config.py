@@ -179,6 +179,11 @@ class PackConfig:
     """`NAME=MIN:MAX` bounds on symbolic non-batch dimensions (sequence length, image size)."""
     classifier_output: str | None = None
     """The output holding class scores, when its name does not say so."""
+    outputs: tuple[str, ...] = ("auto",)
+    """Which outputs /predict returns: `auto` (all but those over packager.postprocess.AUTO_MAX_VALUES
+    numbers per row), `all`, `none` (a classifier's predictions only), or output names."""
+    top_k: int = 5
+    """Classes ranked per row in a classifier's predictions."""
     wheel_dir: Path | None = None
     force: bool = False
     trust_pickle: bool = False
@@ -218,6 +223,13 @@ class PackConfig:
             except ContractError as exc:
                 raise LambdafitError(f"--model-store: {exc}") from None
         check_auth(self.api, self.auth)
+        if self.top_k < 1:
+            raise LambdafitError(f"--top-k {self.top_k} must be 1 or more")
+        words = {"auto", "all", "none"} & set(self.outputs)
+        if not self.outputs or (words and len(self.outputs) > 1):
+            raise LambdafitError(
+                f"--outputs {','.join(self.outputs)!r}: give auto, all, none, or a comma list of output names"
+            )
         if self.reserved_concurrency is not None and self.reserved_concurrency < 0:
             raise LambdafitError("--reserved-concurrency must be 0 or more")
         if self.provisioned_concurrency is not None and self.provisioned_concurrency < 1:
@@ -244,7 +256,7 @@ class PackConfig:
             value = getattr(self, name)
             if value is not None and not isinstance(value, kind):
                 set_(self, name, _enum(kind, value, name.replace("_", "-")))
-        for name in ("recipes", "labels", "batch_axes", "dims"):
+        for name in ("recipes", "labels", "batch_axes", "dims", "outputs"):
             set_(self, name, _split(getattr(self, name)))
         for item in fields(self):
             value = getattr(self, item.name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ipaddress
 import json
 import logging
 import os
@@ -290,16 +291,30 @@ def serve_bundle(
     api: ApiKind | None = None,
     *,
     load: bool = True,
+    remote_ok: bool = False,
 ) -> EmulatorServer:
-    """Bind the server and, with `load`, load the bundle's handler in this process."""
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        raise LambdafitError(f"lambdafit serve listens on loopback only, not {host}: it is a development server")
+    """Bind the server and, with `load`, load the bundle's handler in this process. Anything but a
+    loopback address needs `remote_ok` (the CLI's --host, which warns)."""
+    if not remote_ok and not is_loopback(host):
+        raise LambdafitError(
+            f"lambdafit serve listens on loopback unless asked: {host} would let other machines call the model "
+            "with no auth (lambdafit serve --host ADDRESS allows it, with a warning)"
+        )
     opened = open_bundle(bundle)
     handler = make_handler(opened.settings) if load else _not_loaded
     try:
         return EmulatorServer(handler, opened.app.name, opened.settings, host, port, verbose, api or opened.app.api)
     except OSError as exc:
         raise LambdafitError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port") from exc
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _not_loaded(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -36,6 +36,10 @@ class NoFitError(LambdafitError):
         self.rejection = rejection
 
 
+class BudgetError(NoFitError):
+    """The runtime itself (wheels, handler, base image) leaves no room for any model in the budget."""
+
+
 class BundleError(LambdafitError):
     """The bundle could not be written where it was asked for."""
 

@@ -28,16 +28,19 @@ from packager.classify import class_count, class_labels, find_classifier, label_
 from packager.config import Arch, PackageType, PackConfig, split_factory
 from packager.cost import estimate
 from packager.data import Dataset, make_dataset, read_arrays, shapes, synthetic_dataset, with_defaults
-from packager.errors import DataError, LambdafitError, ModelLoadError
+from packager.errors import DataError, LambdafitError, ModelLoadError, NoFitError
 from packager.export import export_torch
 from packager.fit import Candidate, Failed, FitResult, Measured, choose
 from packager.limits import RowCosts, derive, per_row_elements
 from packager.load import LoadedModel, LoadOptions, OnnxModel, TorchModel, load_factory, load_model
 from packager.measure import Measurement, candidate_runtime, cold_start, measure, predict
+from packager.postprocess import choose_outputs
 from packager.preprocess import PreprocessingFiles, check_preprocessing, load_preprocessing
+from packager.progress import RecipeStep
 from packager.quality import Metric, Outputs, pick_metric
 from packager.recipes.auto import auto_recipes
 from packager.report import Report
+from packager.samples import sample_request
 from packager.signature import (
     Probe,
     assign_input_axes,
@@ -183,6 +186,8 @@ def prepare(config: PackConfig, work: Path, deps: Collaborators, progress: Progr
     wheels = deps.wheels(config.python, config.arch, extras)
     if warning := glibc_warning(wheels, config.python):
         notes.append(warning)
+    size = PackageSize(config.package, config.limit, wheels, config.python, config.arch)
+    size.check_runtime()
     return Prepared(
         config=config,
         work=work,
@@ -194,7 +199,7 @@ def prepare(config: PackConfig, work: Path, deps: Collaborators, progress: Progr
         dims=_model_dims(model, inputs) | parse_dims(config.dims, inputs),
         data=data,
         preprocessing=preprocessing,
-        size=PackageSize(config.package, config.limit, wheels),
+        size=size,
         export_diff=diff,
         notes=tuple(notes),
     )
@@ -309,6 +314,8 @@ def evaluate(prepared: Prepared, deps: Collaborators, progress: Progress) -> Eva
     except Exception as exc:
         raise LambdafitError(f"onnxruntime cannot run the model on {data.eval.source}: {reason(exc)}") from exc
     manifest, metric = _interface(prepared, provisional, reference)
+    answers = choose_outputs(config.outputs, config.top_k, manifest, reference)
+    manifest = replace(manifest, postprocessing=answers.config)
     ctx = recipes.RecipeContext(
         work_dir=prepared.work,
         calibration=data.calibration,
@@ -321,23 +328,31 @@ def evaluate(prepared: Prepared, deps: Collaborators, progress: Progress) -> Eva
     plan = _plan(config, prepared.baseline, ctx)
     candidates: list[Candidate] = []
     for number, recipe in enumerate(plan, start=1):
-        progress(f"[{number}/{len(plan)}] {recipe.name}: transforming and measuring")
+        progress(RecipeStep(number, len(plan), recipe.name))
         candidates.append(_candidate(recipe, prepared, ctx, deps, reference, metric, manifest))
     baseline = candidates[0]
     if not isinstance(baseline, Measured):
         raise LambdafitError(f"the fp32 model itself cannot run in onnxruntime: {baseline.error}")
-    fit = choose(
-        candidates,
-        baseline.measurement,
-        budget_bytes=config.limit.limit_bytes,
-        max_drop=config.max_drop,
-        objective=config.objective,
-        allow_slower=config.allow_slower,
-    )
-    notes: tuple[str, ...] = ()
+    try:
+        fit = choose(
+            candidates,
+            baseline.measurement,
+            budget_bytes=config.limit.limit_bytes,
+            max_drop=config.max_drop,
+            objective=config.objective,
+            allow_slower=config.allow_slower,
+        )
+    except NoFitError as error:
+        measured = [c for c in candidates if isinstance(c, Measured)]
+        if all(c.package_bytes > config.limit.limit_bytes for c in measured):
+            smallest = min(measured, key=lambda c: c.package_bytes)
+            why = prepared.size.over_budget(smallest.measurement.size_bytes, smallest.package_bytes)
+            raise NoFitError(why, error.rejection) from None
+        raise
+    notes = answers.notes
     if config.recipes == ("auto",) and len(plan) <= 2:
-        notes = ("no quantized candidate: the graph has no Conv, MatMul or Gemm weights (tree ensembles and "
-                 "ai.onnx.ml models are served as they are, slimmed)",)  # fmt: skip
+        notes += ("no quantized candidate: the graph has no Conv, MatMul or Gemm weights (tree ensembles and "
+                  "ai.onnx.ml models are served as they are, slimmed)",)  # fmt: skip
     return Evaluated(fit=fit, metric=metric, manifest=manifest, notes=notes)
 
 
@@ -470,13 +485,15 @@ def assemble(prepared: Prepared, evaluated: Evaluated, deps: Collaborators, prog
         provisioned_concurrency=config.provisioned_concurrency,
     )
     progress(f"writing {config.bundle_dir}")
+    sample_inputs = _sample(prepared.data.eval, prepared.inputs)
     spec = BundleSpec(
         app=app,
         manifest=manifest,
         model_path=chosen.path,
         wheels=prepared.size.wheels,
-        sample_inputs=_sample(prepared.data.eval, prepared.inputs),
+        sample_inputs=sample_inputs,
         model_files=prepared.preprocessing.files,
+        sample=sample_request(manifest, prepared.data.eval, sample_inputs, prepared.preprocessing.files),
     )
     with staged(config.bundle_dir, config.force) as root:
         bytecode = fill(spec, root)

@@ -29,31 +29,44 @@ COLUMNS = (
 
 
 def rows(judged: Judged, budget_bytes: int) -> list[tuple[str, ...]]:
+    return [tuple(row[column] for column in COLUMNS) for row in cells(judged, budget_bytes)]
+
+
+def cells(judged: Judged, budget_bytes: int) -> list[dict[str, str]]:
+    """Each candidate's row as text by column name: COLUMNS, plus `package MB` alone (for tables that
+    state the budget once)."""
     chosen = judged.chosen if isinstance(judged, FitResult) else None
-    return [_row(v, judged, chosen, budget_bytes) for v in judged.verdicts]
+    return [_cells(v, judged, chosen, budget_bytes) for v in judged.verdicts]
 
 
-def _row(v: Verdict, judged: Judged, chosen: Measured | None, budget_bytes: int) -> tuple[str, ...]:
+def _cells(v: Verdict, judged: Judged, chosen: Measured | None, budget_bytes: int) -> dict[str, str]:
     candidate = v.candidate
     verdict = "CHOSEN" if candidate is chosen else v.reason
     if not isinstance(candidate, Measured):
-        return (candidate.recipe, *("-",) * (len(COLUMNS) - 2), verdict)
+        return dict.fromkeys(COLUMNS + EXTRA_COLUMNS, "-") | {"recipe": candidate.recipe, "verdict": verdict}
     m = candidate.measurement
     base = judged.baseline
-    return (
-        candidate.recipe,
-        _count(candidate.parameters),
-        f"{m.size_bytes / 1e6:.3f}",
-        f"{candidate.package_bytes / 1e6:.1f} / {budget_bytes / 1e6:.0f}",
-        f"{m.quality:.4f}",
-        f"{100 * (v.drop or 0):+.2f}",
-        f"{m.p50_ms:.3f} ({m.p50_ms / base.p50_ms:.2f}x)",
-        f"{m.p95_ms:.3f}",
-        f"{m.p50_batch8_ms:.3f} ({m.p50_batch8_ms / base.p50_batch8_ms:.2f}x)",
-        f"{m.init_ms:.0f}",
-        f"{m.peak_rss_mb:.0f}",
-        verdict,
-    )
+    p50, p50_ratio = f"{m.p50_ms:.3f}", f"{m.p50_ms / base.p50_ms:.2f}x"
+    p50_b8, p50_b8_ratio = f"{m.p50_batch8_ms:.3f}", f"{m.p50_batch8_ms / base.p50_batch8_ms:.2f}x"
+    package = f"{candidate.package_bytes / 1e6:.1f}"
+    return {
+        "recipe": candidate.recipe,
+        "params": _count(candidate.parameters),
+        "model MB": f"{m.size_bytes / 1e6:.3f}",
+        "package MB / budget": f"{package} / {budget_bytes / 1e6:.0f}",
+        "package MB": package,
+        "quality": f"{m.quality:.4f}",
+        "drop pts": f"{100 * (v.drop or 0):+.2f}",
+        "p50 b1 ms": f"{p50} ({p50_ratio})",
+        "p95 b1 ms": f"{m.p95_ms:.3f}",
+        "p50 b8 ms": f"{p50_b8} ({p50_b8_ratio})",
+        "init ms": f"{m.init_ms:.0f}",
+        "peak RSS MB": f"{m.peak_rss_mb:.0f}",
+        "verdict": verdict,
+    }
+
+
+EXTRA_COLUMNS = ("package MB",)
 
 
 def _count(n: int) -> str:

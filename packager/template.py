@@ -32,6 +32,9 @@ ACCESS_LOG_FORMAT = (
     '"path":"$context.path","status":"$context.status","latency":"$context.responseLatency",'
     '"integrationLatency":"$context.integrationLatency"}'
 )
+BINARY_MEDIA_TYPES = ("image~1png", "image~1jpeg")
+"""Request bodies a REST API hands the function base64-encoded and intact (SAM writes `/` as `~1`): what
+/predict takes as raw images. HTTP APIs and function URLs encode binary bodies by themselves."""
 LATENCY_ALARM_FACTOR = 0.8
 """The p99 duration alarm fires at 80% of the function timeout."""
 """The handler's EMF count of 5xx answers, by `context.function_version` alone (no service dimension):
@@ -224,6 +227,7 @@ def _render_api(app: AppModel) -> dict[str, Any]:
             "Properties": {
                 "StageName": STAGE,
                 "TracingEnabled": True,
+                "BinaryMediaTypes": list(BINARY_MEDIA_TYPES),
                 "AccessLogSetting": {
                     "DestinationArn": {"Fn::GetAtt": [f"{app.prefix}AccessLogs", "Arn"]},
                     "Format": ACCESS_LOG_FORMAT,

@@ -139,14 +139,38 @@ def test_a_zip_budget_given_in_python_counts_no_base_image(tmp_path: Path) -> No
     assert "Runtime: python3.12" in (result.bundle / "template.yaml").read_text()
 
 
+def runtime_bytes() -> int:
+    from packager.size import handler_files
+
+    return sum(path.stat().st_size for path in handler_files())
+
+
 def test_nothing_fits_writes_nothing_and_keeps_the_measurements(tmp_path: Path) -> None:
+    budget = Budget.parse(str(runtime_bytes() + 500))  # room for the runtime, not for any model (1000+ bytes)
     with pytest.raises(NoFitError) as caught:
-        pack(config(tmp_path, budget=Budget.parse("100"), recipes=("copy", "copy+shrink")), collaborators=FAKES)
+        pack(
+            config(tmp_path, budget=budget, package_type=PackageType.ZIP, recipes=("copy", "copy+shrink")),
+            collaborators=FAKES,
+        )
     rejection = caught.value.rejection
     assert rejection is not None
     assert [v.candidate.recipe for v in rejection.verdicts] == ["fp32", "copy", "copy+shrink"]
     assert not (tmp_path / "out" / "tiny").exists()
     assert not list((tmp_path / "out").iterdir())
+    message = str(caught.value)
+    assert "every candidate is over the" in message and "leaving 0.0 MB for the model" in message
+    assert "--max-drop" not in message
+
+
+def test_a_runtime_over_the_budget_is_named_before_anything_is_measured(tmp_path: Path) -> None:
+    RUNS.clear()
+    with pytest.raises(NoFitError) as caught:
+        pack(config(tmp_path, budget=Budget.parse("100"), package_type=PackageType.ZIP, recipes=("copy",)),
+             collaborators=FAKES)  # fmt: skip
+    message = str(caught.value)
+    assert message.startswith("the runtime alone is ") and "before any model" in message
+    assert "What fits: --budget zip-upload" in message and "--package image" in message
+    assert "--max-drop can fix" in message and not RUNS
 
 
 def test_a_model_store_ships_the_manifest_and_points_the_function_at_s3(tmp_path: Path) -> None:
