@@ -112,14 +112,18 @@ class Endpoint:
         runtime = self.service.require()
         manifest = runtime.manifest
         outputs = self.timed_run(runtime, runtime.decode(read_json(request)))
-        body: dict[str, Any] = {
-            "outputs": {name: to_json(value) for name, value in outputs.items()},
-            "model": manifest.name,
-            "version": manifest.version,
-        }
-        if manifest.classifier_output is not None:
-            body["predictions"] = top_k(outputs[manifest.classifier_output], manifest.labels, TOP_K)
-        return json_response(body)
+
+        def body(compact: bool) -> dict[str, Any]:
+            answer: dict[str, Any] = {
+                "outputs": {name: to_json(value, compact=compact) for name, value in outputs.items()},
+                "model": manifest.name,
+                "version": manifest.version,
+            }
+            if manifest.classifier_output is not None:
+                answer["predictions"] = top_k(outputs[manifest.classifier_output], manifest.labels, TOP_K)
+            return answer
+
+        return fitting_response(body)
 
     def health(self, request: Request) -> Response:
         return json_response({"status": "ok", "model_ready": self.service.runtime is not None})
@@ -144,7 +148,9 @@ class Endpoint:
         runtime = self.runtime_for(name, version)
         arrays, names, request_id = v2.decode_request(read_json(request), runtime.manifest)
         outputs = self.timed_run(runtime, arrays)
-        return json_response(v2.encode_response(runtime.manifest, outputs, names, request_id))
+        return fitting_response(
+            lambda compact: v2.encode_response(runtime.manifest, outputs, names, request_id, compact=compact)
+        )
 
     def openapi(self, request: Request) -> Response:
         from handlers import openapi
@@ -178,6 +184,15 @@ def json_response(body: dict[str, Any]) -> Response:
             code="response_too_large",
         )
     return Response(200, text)
+
+
+def fitting_response(body: Callable[[bool], dict[str, Any]]) -> Response:
+    """The answer with floats as Python prints them; when that is over 6 MB, with float32's own shortest
+    digits (the same values, about 40% fewer bytes: a layout detector's raw heads for one page fit)."""
+    try:
+        return json_response(body(False))
+    except PayloadTooLargeError:
+        return json_response(body(True))
 
 
 def read_json(request: Request) -> Any:

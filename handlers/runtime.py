@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from handlers.errors import ManifestError, ModelNotReadyError, reason
+from handlers.errors import BadRequestError, ManifestError, ModelNotReadyError, reason
 from handlers.logs import logger
 from handlers.manifest import Manifest, TensorPreprocessing, sha256_file
 from handlers.tensors import Output, check_rows, decode_inputs, run_in_chunks
@@ -20,6 +20,12 @@ if TYPE_CHECKING:
 
     from handlers.codecs import Codec
     from handlers.contract import RuntimeSettings
+
+
+REJECTED_INPUT = ("InvalidArgument", "Fail")
+"""onnxruntime's errors for inputs a graph cannot take although they match its signature: a size its
+shapes leave open but its ops do not (a feature count, an image side that is not a multiple of 32, audio
+too short to pad). The client can fix those: 400, not 500."""
 
 
 def open_session(path: Path, intra_op_threads: int | None = None) -> onnxruntime.InferenceSession:
@@ -32,7 +38,7 @@ def open_session(path: Path, intra_op_threads: int | None = None) -> onnxruntime
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     options.inter_op_num_threads = 1
     options.intra_op_num_threads = intra_op_threads or max(1, len(os.sched_getaffinity(0)))
-    options.log_severity_level = 3
+    options.log_severity_level = 4  # errors reach the caller as exceptions; onnxruntime's own copy on stderr is noise
     return onnxruntime.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
 
 
@@ -88,7 +94,14 @@ class ModelRuntime:
         return self._run(inputs)
 
     def _run(self, inputs: dict[str, np.ndarray]) -> dict[str, Output]:
-        results = self.session.run(self._output_names, inputs)
+        try:
+            results = self.session.run(self._output_names, inputs)
+        except Exception as exc:
+            if type(exc).__name__ in REJECTED_INPUT:
+                raise BadRequestError(
+                    f"the model cannot run on these inputs: {reason(exc)}", code="model_rejected_input"
+                ) from exc
+            raise
         return dict(zip(self._output_names, results, strict=True))
 
 

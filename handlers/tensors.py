@@ -237,12 +237,21 @@ def run_in_chunks(run: Any, arrays: dict[str, np.ndarray], manifest: Manifest, r
     return joined
 
 
-def to_json(value: Output) -> Any:
-    """An output as JSON: arrays as nested lists, maps with their keys as strings."""
+def to_json(value: Output, *, compact: bool = False) -> Any:
+    """An output as JSON: arrays as nested lists, maps with their keys as strings. `compact` writes
+    float32 and float16 values with the fewest digits that read back as the same value (about half as
+    many as float64's), for answers that would not fit Lambda's 6 MB otherwise."""
     if isinstance(value, list):
         return [{str(k): _plain(v) for k, v in row.items()} for row in value]
     if value.dtype == object:
         return [str(v) if not isinstance(v, str) else v for v in value.ravel()] if value.ndim else str(value)
+    return numbers(value, compact=compact)
+
+
+def numbers(value: np.ndarray, *, compact: bool = False) -> Any:
+    """An array as (nested) Python numbers; see `to_json` for `compact`."""
+    if compact and value.dtype in (np.float32, np.float16):
+        return value.astype(str).astype(np.float64).tolist()  # numpy prints each with its own type's shortest digits
     return value.tolist()
 
 

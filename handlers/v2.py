@@ -9,7 +9,7 @@ import numpy as np
 
 from handlers.errors import BadRequestError
 from handlers.manifest import Manifest, TensorSpec
-from handlers.tensors import MAX_INPUT_ELEMENTS, Output, cast_array, check_rows, check_shape
+from handlers.tensors import MAX_INPUT_ELEMENTS, Output, cast_array, check_rows, check_shape, numbers
 
 DATATYPES = {
     "bool": "BOOL", "uint8": "UINT8", "uint16": "UINT16", "uint32": "UINT32", "uint64": "UINT64",
@@ -111,7 +111,7 @@ def _tensor(tensor: Any, specs: dict[str, TensorSpec], manifest: Manifest) -> tu
     return name, array
 
 
-def encode_tensor(name: str, value: Output) -> dict[str, Any]:
+def encode_tensor(name: str, value: Output, *, compact: bool = False) -> dict[str, Any]:
     if isinstance(value, list):
         rows = [
             json.dumps({str(k): v.item() if isinstance(v, np.generic) else v for k, v in row.items()}) for row in value
@@ -120,16 +120,16 @@ def encode_tensor(name: str, value: Output) -> dict[str, Any]:
     if value.dtype == object:
         return {"name": name, "shape": list(value.shape), "datatype": "BYTES", "data": [str(v) for v in value.ravel()]}
     kind = DATATYPES.get(value.dtype.name, value.dtype.name.upper())
-    return {"name": name, "shape": list(value.shape), "datatype": kind, "data": value.ravel().tolist()}
+    return {"name": name, "shape": list(value.shape), "datatype": kind, "data": numbers(value.ravel(), compact=compact)}
 
 
 def encode_response(
-    manifest: Manifest, outputs: dict[str, Output], names: list[str], request_id: Any
+    manifest: Manifest, outputs: dict[str, Output], names: list[str], request_id: Any, *, compact: bool = False
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
         "model_name": manifest.name,
         "model_version": manifest.version,
-        "outputs": [encode_tensor(name, outputs[name]) for name in names],
+        "outputs": [encode_tensor(name, outputs[name], compact=compact) for name in names],
     }
     if request_id is not None:
         body["id"] = request_id

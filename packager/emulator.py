@@ -26,6 +26,7 @@ log = logging.getLogger("lambdafit.serve")
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
 """API Gateway's own limit; the handler enforces Lambda's 6 MB itself, as it would in AWS."""
+MAX_DRAIN_BYTES = 256 * 1024 * 1024
 
 
 @dataclass
@@ -106,6 +107,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_REQUEST_BYTES:
+            self._drain(length)
             self._reply(
                 413,
                 [("Content-Type", "application/json")],
@@ -130,6 +132,16 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 b'{"message": "Internal server error"}',
             )
         self._reply(status, out_headers, payload)
+
+    def _drain(self, length: int) -> None:
+        """Read (and drop) a body too large to serve, so the client gets the 413 rather than a broken pipe
+        while it is still sending; past MAX_DRAIN_BYTES the connection is closed instead."""
+        left = min(length, MAX_DRAIN_BYTES)
+        while left > 0:
+            chunk = self.rfile.read(min(left, 1 << 20))
+            if not chunk:
+                break
+            left -= len(chunk)
 
     def _reply(self, status: int, headers: list[tuple[str, str]], payload: bytes) -> None:
         self.send_response(status)

@@ -24,7 +24,14 @@ from handlers.manifest import DimBounds, Manifest, RuntimeHints, Task, TensorSpe
 from handlers.runtime import open_session
 from packager import recipes
 from packager.bundle import BundleSpec, check_target, fill, staged
-from packager.classify import class_count, class_labels, find_classifier, label_indices, metadata_labels
+from packager.classify import (
+    class_count,
+    class_labels,
+    find_classifier,
+    graph_labels,
+    label_indices,
+    metadata_labels,
+)
 from packager.config import Arch, PackageType, PackConfig, split_factory
 from packager.cost import estimate
 from packager.data import Dataset, make_dataset, read_arrays, shapes, synthetic_dataset, with_defaults
@@ -338,8 +345,9 @@ def _interface(prepared: Prepared, provisional: Manifest, reference: Outputs) ->
             count,
             given=config.labels,
             model=prepared.model.labels,
-            metadata=metadata_labels(metadata),
+            metadata=metadata_labels(metadata, count),
             output=classifier,
+            graph=graph_labels(prepared.baseline, count),
         )
     elif config.labels:
         raise LambdafitError(
