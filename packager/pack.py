@@ -259,7 +259,7 @@ def _probe_outputs(
         small = run(fixed or 1)
     except Exception as exc:
         raise LambdafitError(
-            f"onnxruntime cannot run the model on {data.source}: {reason(exc)}. Give --eval data shaped like real "
+            f"onnxruntime cannot run the model on {data.source}: {reason(exc).rstrip('.')}. Give --eval data shaped like real "
             "requests, and --batch-axis NAME=AXIS where a batch is not on the first axis"
         ) from exc
     large_rows = None if fixed or not batched else 3
