@@ -121,13 +121,18 @@ class Endpoint:
             inputs = runtime.decode(read_json(request, lambda: runtime.raw_media))
         outputs = self.timed_run(runtime, inputs)
         post = manifest.postprocessing
-        encoded, warnings = encode_outputs(outputs if post.outputs is None else {n: outputs[n] for n in post.outputs})
-        body: dict[str, Any] = {"outputs": encoded, "model": manifest.name, "version": manifest.version}
-        if manifest.classifier_output is not None:
-            body["predictions"] = top_k(outputs[manifest.classifier_output], manifest.labels, post.top_k)
-        if warnings:
-            body["warnings"] = warnings
-        return json_response(body)
+        shown = outputs if post.outputs is None else {n: outputs[n] for n in post.outputs}
+
+        def body(compact: bool) -> dict[str, Any]:
+            encoded, warnings = encode_outputs(shown, compact=compact)
+            answer: dict[str, Any] = {"outputs": encoded, "model": manifest.name, "version": manifest.version}
+            if manifest.classifier_output is not None:
+                answer["predictions"] = top_k(outputs[manifest.classifier_output], manifest.labels, post.top_k)
+            if warnings:
+                answer["warnings"] = warnings
+            return answer
+
+        return fitting_response(body)
 
     def health(self, request: Request) -> Response:
         """200 only when the model can answer; 503 with the kind of failure otherwise (after a retry)."""
@@ -158,10 +163,9 @@ class Endpoint:
         runtime = self.runtime_for(name, version)
         arrays, names, request_id = v2.decode_request(read_json(request), runtime.manifest)
         outputs = self.timed_run(runtime, arrays)
-        body, warnings = v2.encode_response(runtime.manifest, outputs, names, request_id)
-        if warnings:
-            body["parameters"] = {"warnings": warnings}
-        return json_response(body)
+        return fitting_response(
+            lambda compact: v2.encode_response(runtime.manifest, outputs, names, request_id, compact=compact)
+        )
 
     def openapi(self, request: Request) -> Response:
         from handlers import openapi
@@ -200,12 +204,21 @@ def json_response(body: dict[str, Any]) -> Response:
     return Response(200, text)
 
 
-def encode_outputs(outputs: dict[str, Output]) -> tuple[dict[str, Any], list[str]]:
+def fitting_response(body: Callable[[bool], dict[str, Any]]) -> Response:
+    """The answer with floats as Python prints them; when that is over 6 MB, with float32's own shortest
+    digits (the same values, about 40% fewer bytes: a layout detector's raw heads for one page fit)."""
+    try:
+        return json_response(body(False))
+    except PayloadTooLargeError:
+        return json_response(body(True))
+
+
+def encode_outputs(outputs: dict[str, Output], *, compact: bool = False) -> tuple[dict[str, Any], list[str]]:
     """The outputs as JSON, and a warning for each that held values which are not finite numbers."""
     encoded: dict[str, Any] = {}
     warnings = []
     for name, value in outputs.items():
-        encoded[name], bad = to_json(value)
+        encoded[name], bad = to_json(value, compact=compact)
         if bad:
             warnings.append(non_finite_warning(name, bad))
     return encoded, warnings

@@ -76,10 +76,14 @@ def plain(text: str) -> str:
     return _ANSI.sub("", text)
 
 
+_ORT_SOURCE = re.compile(r"/onnxruntime_src/\S+:\d+ .*?[)>](?: const)?(?: \[with [^\]]*\])?\s+(?=[A-Z])")
+"""Where in onnxruntime's C++ sources an error was raised, with the function's whole signature."""
+
+
 def reason(error: BaseException) -> str:
-    """An exception as one plain line: its first non-empty line without terminal colour codes,
-    or its type when it has no message."""
+    """An exception as one plain line: its first non-empty line without terminal colour codes (nor
+    onnxruntime's C++ source locations), or its type when it has no message."""
     for line in plain(str(error)).splitlines():
         if line.strip():
-            return line.strip()
+            return _ORT_SOURCE.sub("", line.strip())
     return type(error).__name__

@@ -22,6 +22,12 @@ if TYPE_CHECKING:
     from handlers.contract import RuntimeSettings
 
 
+REJECTED_INPUT = ("InvalidArgument", "Fail")
+"""onnxruntime's errors for inputs a graph cannot take although they match its signature: a size its
+shapes leave open but its ops do not (a feature count, an image side that is not a multiple of 32, audio
+too short to pad). The client can fix those: 422, not 500."""
+
+
 def open_session(path: Path, intra_op_threads: int | None = None) -> onnxruntime.InferenceSession:
     """The session as a Lambda sandbox runs it: one request at a time, threads matched to its vCPUs.
     The packager measures candidates through this same function."""
@@ -32,7 +38,7 @@ def open_session(path: Path, intra_op_threads: int | None = None) -> onnxruntime
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     options.inter_op_num_threads = 1
     options.intra_op_num_threads = intra_op_threads or max(1, len(os.sched_getaffinity(0)))
-    options.log_severity_level = 3
+    options.log_severity_level = 4  # errors reach the caller as exceptions; onnxruntime's own copy on stderr is noise
     return onnxruntime.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
 
 
@@ -105,10 +111,8 @@ class ModelRuntime:
         try:
             results = self.session.run(self._output_names, inputs)
         except Exception as exc:
-            if not type(exc).__module__.startswith("onnxruntime"):
+            if type(exc).__name__ not in REJECTED_INPUT:
                 raise
-            # The model ran on the packer's data; what fails now is this input (a shape the graph's
-            # reshapes cannot take, an index it cannot look up).
             logger.warning("the model rejected an input", extra={"reason": reason(exc)})
             raise UnprocessableError(
                 f"the model cannot run on this input: {reason(exc)}", code="model_rejected_input"

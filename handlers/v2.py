@@ -120,7 +120,7 @@ def _tensor(tensor: Any, specs: dict[str, TensorSpec], manifest: Manifest) -> tu
     return name, array
 
 
-def encode_tensor(name: str, value: Output) -> tuple[dict[str, Any], int]:
+def encode_tensor(name: str, value: Output, *, compact: bool = False) -> tuple[dict[str, Any], int]:
     """One output tensor of the response, and how many of its values were not finite (sent as null)."""
     if isinstance(value, list):
         rows, bad = to_json(value)
@@ -130,20 +130,22 @@ def encode_tensor(name: str, value: Output) -> tuple[dict[str, Any], int]:
         data = [str(v) for v in value.ravel()]
         return {"name": name, "shape": list(value.shape), "datatype": "BYTES", "data": data}, 0
     kind = DATATYPES.get(value.dtype.name, value.dtype.name.upper())
-    flat, bad = to_json(value.ravel())
+    flat, bad = to_json(value.ravel(), compact=compact)
     return {"name": name, "shape": list(value.shape), "datatype": kind, "data": flat}, bad
 
 
 def encode_response(
-    manifest: Manifest, outputs: dict[str, Output], names: list[str], request_id: Any
-) -> tuple[dict[str, Any], list[str]]:
+    manifest: Manifest, outputs: dict[str, Output], names: list[str], request_id: Any, *, compact: bool = False
+) -> dict[str, Any]:
     tensors, warnings = [], []
     for name in names:
-        tensor, bad = encode_tensor(name, outputs[name])
+        tensor, bad = encode_tensor(name, outputs[name], compact=compact)
         tensors.append(tensor)
         if bad:
             warnings.append(non_finite_warning(name, bad))
     body: dict[str, Any] = {"model_name": manifest.name, "model_version": manifest.version, "outputs": tensors}
+    if warnings:
+        body["parameters"] = {"warnings": warnings}
     if request_id is not None:
         body["id"] = request_id
-    return body, warnings
+    return body

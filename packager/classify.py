@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ from packager.errors import ModelLoadError
 
 SCORE_NAMES = re.compile(r"prob|logit|score|softmax|class|pred|label", re.IGNORECASE)
 METADATA_KEYS = ("labels", "classes", "class_names", "names", "id2label")
+PADDLE_KEY = "character"
 
 
 def class_count(spec: TensorSpec, value: Output) -> int | None:
@@ -63,9 +65,11 @@ def find_classifier(
     return counted[0].name if len(counted) == 1 else None
 
 
-def metadata_labels(metadata: dict[str, str]) -> tuple[str, ...]:
+def metadata_labels(metadata: dict[str, str], count: int | None = None) -> tuple[str, ...]:
     """Class names stored in ONNX metadata: a JSON list or {index: name} map, a Python dict literal
-    (as Ultralytics writes them), or names separated by commas or newlines."""
+    (as Ultralytics writes them), or names separated by commas or newlines; failing those, PaddlePaddle's
+    `character` list, one name per line, when it names exactly `count` classes (a recognizer's alphabet
+    or a detector's classes share the key and are no labels of a classifier)."""
     for key in METADATA_KEYS:
         text = metadata.get(key)
         if not text:
@@ -85,13 +89,44 @@ def metadata_labels(metadata: dict[str, str]) -> tuple[str, ...]:
                 continue
         if isinstance(value, list | tuple):
             return tuple(str(v) for v in value)
+    paddle = [line for line in metadata.get(PADDLE_KEY, "").splitlines() if line.strip()]
+    return tuple(paddle) if count is not None and len(paddle) == count else ()
+
+
+LABELLED_OPS = ("ZipMap", "TreeEnsembleClassifier", "LinearClassifier", "SVMClassifier")
+"""ai.onnx.ml ops that carry their classes (`classlabels_strings` or `classlabels_int64s`): what
+skl2onnx, onnxmltools and their ZipMap outputs key the probabilities by."""
+
+
+def graph_labels(path: Path, count: int) -> tuple[str, ...]:
+    """The class labels the graph's own ai.onnx.ml classifier (or ZipMap) names, when there are `count`."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    for op in LABELLED_OPS:
+        for node in graph.node:
+            if node.op_type != op:
+                continue
+            for attribute in node.attribute:
+                if attribute.name == "classlabels_strings" and len(attribute.strings) == count:
+                    return tuple(value.decode("utf-8") for value in attribute.strings)
+                if attribute.name == "classlabels_int64s" and len(attribute.ints) == count:
+                    return tuple(str(value) for value in attribute.ints)
     return ()
 
 
 def class_labels(
-    count: int, *, given: tuple[str, ...], model: tuple[str, ...], metadata: tuple[str, ...], output: str
+    count: int,
+    *,
+    given: tuple[str, ...],
+    model: tuple[str, ...],
+    metadata: tuple[str, ...],
+    output: str,
+    graph: tuple[str, ...] = (),
 ) -> tuple[str, ...]:
-    for source, labels in (("--labels", given), ("the model's own labels", model), ("the ONNX metadata", metadata)):
+    sources = (("--labels", given), ("the model's own labels", model), ("the ONNX metadata", metadata),
+               ("the graph's classifier", graph))  # fmt: skip
+    for source, labels in sources:
         if not labels:
             continue
         if len(labels) != count:

@@ -414,9 +414,9 @@ def _check_parity(estimator: Any, example: Any, path: Path, classes: np.ndarray 
         except Exception as exc:
             raise ModelLoadError(f"onnxruntime cannot run the converted {what}: {reason(exc)}") from exc
         with _quiet():
-            expected = np.asarray(estimator.predict(_predict_input(rows_example)))
+            expected = np.asarray(estimator.predict(_predict_input(estimator, rows_example)))
             proba = (
-                np.asarray(estimator.predict_proba(_predict_input(rows_example)))
+                np.asarray(estimator.predict_proba(_predict_input(estimator, rows_example)))
                 if classes is not None and callable(getattr(estimator, "predict_proba", None))
                 else None
             )
@@ -482,8 +482,12 @@ def _rows(example: Any, start: int, stop: int) -> Any:
     return np.asarray(example)[start:stop]
 
 
-def _predict_input(example: Any) -> Any:
-    """What the estimator's predict() takes: a dict becomes the DataFrame it stands for."""
+def _predict_input(estimator: Any, example: Any) -> Any:
+    """What the estimator's predict() takes: a dict becomes the DataFrame it stands for, unless the
+    estimator was not fitted on named columns and the dict holds one: then that column's values (a
+    text pipeline takes a list of documents, and would read a DataFrame as its column names)."""
+    if isinstance(example, dict) and len(example) == 1 and getattr(estimator, "feature_names_in_", None) is None:
+        return np.asarray(next(iter(example.values())))
     if isinstance(example, dict):
         import pandas as pd
 

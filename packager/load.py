@@ -138,6 +138,14 @@ def load_onnx(path: Path, options: LoadOptions) -> OnnxModel:
         onnx.save(model, str(merged))
         notes = (f"merged {path.name}'s external data into one file",)
         path = merged
+    if changed := portable_locales(model):
+        portable = options.work_dir / "portable.onnx"
+        onnx.save(model, str(portable))
+        notes += (
+            f"StringNormalizer asked for locale {', '.join(changed)}, which Lambda's images do not have (onnxruntime "
+            f"refuses to load the model there): set to {PORTABLE_LOCALE}, which lowercases ASCII text the same",
+        )
+        path = portable
     try:
         onnx.checker.check_model(str(path))
     except Exception as exc:
@@ -151,6 +159,41 @@ def load_onnx(path: Path, options: LoadOptions) -> OnnxModel:
             "computes a constant): export the model with its inputs as graph inputs"
         )
     return OnnxModel(path=path, notes=notes)
+
+
+PORTABLE_LOCALE = "C.UTF-8"
+ONNXRUNTIME_LOCALE = "en_US.UTF-8"
+"""What onnxruntime's StringNormalizer uses on Linux when the graph names no locale."""
+_PORTABLE_LOCALES = ("", "C", "POSIX", "C.UTF-8", "C.utf8")
+
+
+def portable_locales(model: Any) -> list[str]:
+    """Point every StringNormalizer at C.UTF-8, the one UTF-8 locale every Lambda image has. skl2onnx names
+    none by default, and onnxruntime then asks for en_US.UTF-8, which those images (and many Debian ones)
+    lack. Returns the locales replaced."""
+    import onnx
+
+    replaced: list[str] = []
+
+    def walk(graph: Any) -> None:
+        for node in graph.node:
+            if node.op_type == "StringNormalizer":
+                given = [a for a in node.attribute if a.name == "locale"]
+                locale = given[0].s.decode("utf-8") if given else ONNXRUNTIME_LOCALE
+                if locale not in _PORTABLE_LOCALES:
+                    replaced.append(locale)
+                    if given:
+                        node.attribute.remove(given[0])
+                    node.attribute.append(onnx.helper.make_attribute("locale", PORTABLE_LOCALE))
+            for attribute in node.attribute:
+                if attribute.type == onnx.AttributeProto.GRAPH:
+                    walk(attribute.g)
+                elif attribute.type == onnx.AttributeProto.GRAPHS:
+                    for sub in attribute.graphs:
+                        walk(sub)
+
+    walk(model.graph)
+    return sorted(set(replaced))
 
 
 def load_factory(path: Path, function: str, options: LoadOptions) -> LoadedModel:

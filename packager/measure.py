@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import tempfile
 import time
@@ -119,18 +120,24 @@ def cold_start(path: Path, data: Dataset, rows: int) -> dict[str, float]:
         feed = {k: v.astype(str) if v.dtype == object else v for k, v in data.feed(rows).items()}
         np.savez(feed_path, **feed)  # type: ignore[arg-type]
         result = run_child([sys.executable, "-m", "packager.probe", str(path), str(feed_path)], timeout=600)
+    if result.returncode < 0:
+        name = signal.Signals(-result.returncode).name if -result.returncode in signal.valid_signals() else "a signal"
+        raise LambdafitError(f"onnxruntime crashed ({name}) loading or running this model in a fresh process")
     if result.returncode != 0:
-        raise LambdafitError(f"the model failed in a fresh onnxruntime process: {result.stderr.strip()[-300:]}")
+        lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+        raise LambdafitError(f"the model failed in a fresh onnxruntime process: {lines[-1] if lines else 'no output'}")
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
 def measure(path: Path, data: Dataset, reference: Outputs, metric: Metric, manifest: Manifest) -> Measurement:
+    """The fresh process goes first: a candidate that crashes onnxruntime (it happens: an fp16 Transpose
+    beside a GRU) fails there, as one failed candidate, and never takes the packager down with it."""
+    probe = cold_start(path, data, manifest.fixed_batch or 1)
     runtime = candidate_runtime(path, manifest)
     outputs = predict(runtime, data)
     p50, p95 = latency(runtime, data, rows=1)
     p50_8, p95_8 = latency(runtime, data, rows=8)
     del runtime
-    probe = cold_start(path, data, manifest.fixed_batch or 1)
     return Measurement(
         size_bytes=path.stat().st_size,
         compressed_bytes=compressed_size(path),

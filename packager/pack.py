@@ -24,7 +24,14 @@ from handlers.manifest import DimBounds, Manifest, RequestLimits, RuntimeHints, 
 from handlers.runtime import open_session
 from packager import interrupt, recipes
 from packager.bundle import BundleSpec, check_target, fill, staged
-from packager.classify import class_count, class_labels, find_classifier, label_indices, metadata_labels
+from packager.classify import (
+    class_count,
+    class_labels,
+    find_classifier,
+    graph_labels,
+    label_indices,
+    metadata_labels,
+)
 from packager.config import Arch, PackageType, PackConfig, split_factory
 from packager.cost import estimate
 from packager.data import Dataset, make_dataset, read_arrays, shapes, synthetic_dataset, with_defaults
@@ -274,7 +281,7 @@ def _probe_outputs(
         small = run(fixed or 1)
     except Exception as exc:
         raise LambdafitError(
-            f"onnxruntime cannot run the model on {data.source}: {reason(exc)}. Give --eval data shaped like real "
+            f"onnxruntime cannot run the model on {data.source}: {reason(exc).rstrip('.')}. Give --eval data shaped like real "
             "requests, and --batch-axis NAME=AXIS where a batch is not on the first axis"
         ) from exc
     large_rows = None if fixed or not batched else 3
@@ -371,8 +378,9 @@ def _interface(prepared: Prepared, provisional: Manifest, reference: Outputs) ->
             count,
             given=config.labels,
             model=prepared.model.labels,
-            metadata=metadata_labels(metadata),
+            metadata=metadata_labels(metadata, count),
             output=classifier,
+            graph=graph_labels(prepared.baseline, count),
         )
     elif config.labels:
         raise LambdafitError(

@@ -115,8 +115,13 @@ def pick_metric(
 ) -> Metric:
     first = outputs[0].name
     value = reference[first]
-    if charset is not None and isinstance(value, np.ndarray) and value.ndim == 3:
-        return CtcExactMatch(first, charset, text_labels)
+    if (
+        charset is not None
+        and isinstance(value, np.ndarray)
+        and value.ndim == 3
+        and value.shape[-1] == len(charset) + 1
+    ):
+        return CtcExactMatch(first, charset, text_labels)  # scores per step: the blank, then each character
     if classifier is not None:
         if label_indices is not None:
             return Accuracy(classifier, label_indices, label_names)

@@ -7,6 +7,7 @@ the outputs' batch axes, and their real shapes, from running the model at two ba
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -27,6 +28,8 @@ _UNSERVABLE = {14: "complex64", 15: "complex128", 16: "bfloat16", 17: "float8e4m
 BATCH = "batch"
 _BATCH_NAMES = ("batch", "batch_size", "n", "N", "bs", "unk__0", "dynamicdimension.0", "d0")
 UNBATCHED = "none"
+_NAMED_DIM = re.compile(r"[A-Za-z0-9_]")
+"""A dimension name says something when it has a letter, digit or underscore in it ("?" does not)."""
 
 
 def read_signature(path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
@@ -72,8 +75,10 @@ def _spec(value: Any, role: str) -> TensorSpec:
         for axis, dim in enumerate(tensor.shape.dim):
             if dim.HasField("dim_value") and dim.dim_value > 0:
                 shape.append(int(dim.dim_value))
-            else:
-                shape.append(dim.dim_param or f"{name}_{axis}")
+            elif _NAMED_DIM.search(dim.dim_param):
+                shape.append(dim.dim_param)
+            else:  # unnamed, -1, or "?" (Paddle's exporter writes "?" for every unknown size): not one shared size
+                shape.append(f"{name}_{axis}")
     return TensorSpec(
         name=name, dtype=_ONNX_TO_NUMPY[tensor.elem_type], shape=tuple(shape), batch_axis=0 if shape else None
     )

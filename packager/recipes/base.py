@@ -4,6 +4,7 @@ chains transforms, and every prefix of a chain is computed once per pack."""
 from __future__ import annotations
 
 import contextlib
+import traceback
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,9 +70,20 @@ class Recipe:
                     ctx.done[prefix] = exc
                     raise
                 except Exception as exc:
-                    error = RecipeError(f"recipe step {step} failed: {reason(exc)}")
+                    error = RecipeError(f"recipe step {step} failed: {_describe(exc)}")
                     ctx.done[prefix] = error
                     raise error from exc
                 ctx.done[prefix] = done = target
             current = done
         return current
+
+
+def _describe(error: BaseException) -> str:
+    """The error's line; for a bare `assert` in a library (no message), where it failed and what it checked."""
+    if str(error).strip():
+        return reason(error)
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return type(error).__name__
+    last = frames[-1]
+    return f"{type(error).__name__} in {Path(last.filename).name}:{last.lineno} ({(last.line or '').strip()})"

@@ -4,6 +4,7 @@ run time), all ops or MatMul/Gemm only, and static (calibrated activations, per-
 from __future__ import annotations
 
 import contextlib
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -38,8 +39,10 @@ class _Int8Dynamic(Transform):
             weight_type=QuantType.QInt8,
             per_channel=False,
             op_types_to_quantize=list(self.op_types) if self.op_types else None,
+            extra_options={"EnableSubgraph": True},  # weights inside If/Loop branches (silero-vad) too
         )
         _cleanup(prepared, source)
+        _require_quantized(target, "dynamic")
 
 
 class Int8Dynamic(_Int8Dynamic):
@@ -73,6 +76,7 @@ class Int8Static(Transform):
             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
         )
         _cleanup(prepared, source)
+        _require_quantized(target, "static")
 
 
 def upgrade_opset(source: Path, target: Path, opset: int) -> Path:
@@ -102,16 +106,21 @@ def _prepare(source: Path, target: Path) -> Path:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     prepared = target.with_suffix(".pre.onnx")
-    for options in ({}, {"skip_symbolic_shape": True}):
-        try:
-            # Its symbolic shape inference writes sym_shape_infer_temp.onnx into the working folder when
-            # it gives up: let that be the pack's own temporary folder, not the user's.
-            with contextlib.chdir(prepared.parent):
-                quant_pre_process(str(source.resolve()), str(prepared.resolve()), skip_optimization=True, **options)
-            return prepared
-        except Exception:
-            continue
-    return source
+    scratch = target.with_name(target.name + ".scratch")
+    scratch.mkdir(exist_ok=True)
+    try:
+        for options in ({}, {"skip_symbolic_shape": True}):
+            try:
+                # When it gives up, the symbolic pass saves its partial graph (and external data) into the
+                # current folder: let that be a scratch folder, not the user's.
+                with contextlib.chdir(scratch):
+                    quant_pre_process(str(source.resolve()), str(prepared.resolve()), skip_optimization=True, **options)
+                return prepared
+            except Exception:
+                continue
+        return source
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _cleanup(prepared: Path, source: Path) -> None:
@@ -119,6 +128,38 @@ def _cleanup(prepared: Path, source: Path) -> None:
     for path in (prepared, prepared.with_name(prepared.name.replace(".pre.onnx", f".opset{QDQ_MIN_OPSET}.onnx"))):
         if path != source and path.exists():
             path.unlink()
+
+
+QUANTIZED_OPS = frozenset(
+    {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger",
+     "DynamicQuantizeMatMul", "QLinearConv", "QLinearMatMul", "QGemm", "DynamicQuantizeLSTM"}
+)  # fmt: skip
+"""Ops onnxruntime's quantizers write: a graph with none of them was left in float."""
+
+
+def _require_quantized(path: Path, kind: str) -> None:
+    """A quantizer that quantized nothing returns the float graph: that is no int8 candidate. It
+    happens when every weight op sits inside If/Loop subgraphs, which QDQ quantization does not reach."""
+    from packager.recipes.auto import op_counts
+
+    inside = op_counts(path)
+    if any(inside[op] for op in QUANTIZED_OPS):
+        return
+    where = (
+        " (they sit inside If/Loop subgraphs, which it does not reach: try int8-dynamic)"
+        if kind == "static" and _weights_only_in_subgraphs(path)
+        else ""
+    )
+    raise RecipeError(f"onnxruntime's {kind} quantizer left every weight in float{where}")
+
+
+def _weights_only_in_subgraphs(path: Path) -> bool:
+    import onnx
+
+    from packager.recipes.auto import WEIGHT_OPS
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return not any(node.op_type in WEIGHT_OPS for node in graph.node)
 
 
 def _quantizable(path: Path) -> bool:

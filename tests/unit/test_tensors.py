@@ -157,3 +157,17 @@ def test_a_fixed_batch_graph_with_an_unbatched_output_takes_only_its_batch() -> 
 def test_zipmap_probabilities_give_predictions_by_class_name() -> None:
     [row] = top_k([{"setosa": 0.1, "versicolor": 0.7, "virginica": 0.2}], (), k=2)
     assert row["label"] == "versicolor" and [e["label"] for e in row["top_k"]] == ["versicolor", "virginica"]
+
+
+def test_compact_floats_read_back_as_the_same_float32_in_fewer_bytes() -> None:
+    import json
+
+    values = np.random.default_rng(0).standard_normal((4, 50)).astype(np.float32)
+    plain, compact = json.dumps(to_json(values)[0]), json.dumps(to_json(values, compact=True)[0])
+    assert len(compact) < 0.7 * len(plain)
+    assert np.array_equal(np.array(json.loads(compact), dtype=np.float32), values)
+    halves = values.astype(np.float16)
+    assert np.array_equal(np.array(to_json(halves, compact=True)[0], dtype=np.float16), halves)
+    assert to_json(np.arange(3), compact=True) == ([0, 1, 2], 0)
+    overflow = np.array([1.5, np.inf, np.nan], dtype=np.float32)
+    assert to_json(overflow, compact=True) == ([1.5, None, None], 2)
