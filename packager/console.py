@@ -4,6 +4,7 @@ progress as a bar with an ETA on a terminal or as timestamped lines in CI logs."
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,15 @@ if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
     from packager.fit import Judged
+
+
+PROGRESS_STAMP = "%Y-%m-%d %H:%M:%S"
+_PROGRESS_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ")
+
+
+def messages(stderr: str) -> list[str]:
+    """The lines of a CLI's stderr that are not `pack`'s timestamped progress: what it has to say."""
+    return [line for line in stderr.splitlines() if line.strip() and not _PROGRESS_LINE.match(line)]
 
 
 def make_console(*, stderr: bool = False) -> Console:
@@ -211,5 +221,5 @@ class PackProgress:
         return f" (about {left:.0f} s left)" if left >= 1 else " (under a second left)"
 
     def _line(self, text: str) -> None:
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.wall()))
+        stamp = time.strftime(PROGRESS_STAMP, time.localtime(self.wall()))
         self.console.print(f"{stamp} {text}", highlight=False, markup=False, soft_wrap=True)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from examples.corpus.registry import Arrays, Entry
+from packager.console import messages
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = "3.11"
@@ -103,7 +104,7 @@ def _pack(entry: Entry, model: str, eval_file: Path | None, out_dir: Path, pytho
         capture_output=True, text=True, cwd=ROOT, env=_env(), timeout=PACK_TIMEOUT_S, check=False,
     )  # fmt: skip
     outcome.exit_code = result.returncode
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    lines = messages(result.stderr)
     if result.returncode == 0:
         outcome.status = "packed"
         outcome.bundle = out_dir / entry.name

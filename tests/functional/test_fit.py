@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import runpy
 from pathlib import Path
 
@@ -126,6 +127,15 @@ def test_zip_budget_writes_a_zip_function_that_fits(tmp_path: Path, digits_files
 
 
 def test_nothing_fits_exits_2_naming_the_closest_candidate(tmp_path: Path, digits_files: dict[str, Path]) -> None:
+    """A budget the runtime fits in with 10 kB to spare: every candidate model is larger than that."""
+    from packager.config import Arch, Budget, PackageType
+    from packager.size import PackageSize
+    from packager.wheels import vendor_wheels
+
+    python = os.environ.get("LAMBDAFIT_PYTHON", "3.11")
+    wheels = vendor_wheels(python, Arch.X86_64)
+    runtime = PackageSize(PackageType.ZIP, Budget.parse("zip"), wheels, python).runtime_bytes
+    budget = runtime + 10_000
     code, output = pack(
         f"{DIGITS / 'model.py'}:build",
         "--name",
@@ -134,14 +144,20 @@ def test_nothing_fits_exits_2_naming_the_closest_candidate(tmp_path: Path, digit
         str(tmp_path),
         "--eval",
         str(digits_files["eval"]),
+        "--package",
+        "zip",
+        "--python",
+        python,
         "--budget",
-        "100MB",
+        f"{budget}B",
         "--recipes",
         "slim+int8-static",
     )
-    assert code == 2
-    assert "no candidate fits within budget 100.0 MB" in output
-    assert "closest is slim+int8-static (over budget by" in output
+    flat = " ".join(output.split())
+    assert code == 2, output
+    assert f"every candidate is over the {budget}B budget of {budget / 1e6:.1f} MB" in flat
+    assert f"the runtime takes {runtime / 1e6:.1f} MB of it" in flat
+    assert "leaving 0.0 MB for the model" in flat
     assert "recipe" in output  # the table of what was measured comes first
     assert not (tmp_path / "digits").exists()
 

@@ -19,6 +19,7 @@ from handlers.contract import ApiKind
 from handlers.events import SHAPES
 from handlers.manifest import Manifest, TensorSpec, sha256_file
 from packager.classify import graph_labels
+from packager.console import messages
 from packager.data import Dataset
 from packager.emulator import LambdaContext
 from packager.errors import RecipeError
@@ -224,7 +225,7 @@ def test_a_refusal_is_one_line_on_stderr(tmp_path: Path) -> None:
          "--output", str(tmp_path / "out"), "--python", "3.11"],
         capture_output=True, text=True, cwd=ROOT, check=False,
     )  # fmt: skip
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    lines = messages(result.stderr)  # pack's timestamped progress lines aside
     assert result.returncode == 2, result.stderr
     assert len(lines) == 1 and lines[0].startswith("error: "), lines
     assert "requests feature 19 but input tensor has 16 features" in lines[0] and "--eval" in lines[0]
