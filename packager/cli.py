@@ -102,6 +102,13 @@ def pack(
     classifier_output: Annotated[
         str | None, typer.Option(help="the output holding class scores, when its name does not say so")
     ] = None,
+    metric: Annotated[
+        str | None,
+        typer.Option(
+            help="file.py:function(outputs, reference) -> float in [0, 1], higher is better: your own quality "
+            "metric over the candidate's and fp32's outputs [default: by task]"
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option(help="replace an existing bundle of the same name")] = False,
     trust_pickle: Annotated[
         bool,
@@ -155,6 +162,7 @@ def pack(
             classifier_output=classifier_output,
             trust_pickle=trust_pickle,
             task=task,
+            metric=metric,
         )
         with err.status("packing") as status:
             result = run_pack(config, progress=lambda message: status.update(message))
