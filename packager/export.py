@@ -3,8 +3,11 @@
 Outputs of any shape torch code returns (a tensor, a tuple, a dict, a dataclass, a Hugging Face
 `ModelOutput`) are flattened into named tensors. The batch axis is dynamic, and so are the axes the
 factory declares or that differ between its two examples; integer inputs shaped [batch, seq] (token
-ids) get a dynamic sequence too. The dynamo exporter goes first; when it fails or its graph disagrees
-with torch, the TorchScript exporter; the error, if both fail, says why each did.
+ids) get a dynamic sequence too (dropped, before any export, when torch itself cannot run at another
+length). The TorchScript exporter goes first: it takes a fraction of a second where dynamo takes
+seconds, and is kept only when its trace is clean (no TracerWarning: the trace would not generalize)
+and it matches torch at other shapes. Otherwise the dynamo exporter; the error, if both fail, says why
+each did.
 """
 
 from __future__ import annotations
@@ -99,20 +102,26 @@ def export_torch(model: TorchModel, path: Path, *, atol: float = PARITY_ATOL) ->
     dynamic = dynamic_axes(model)
     failures: list[str] = []
     batch_only = {name: {a: label for a, label in axes.items() if label == BATCH_DIM} for name, axes in dynamic.items()}
-    attempts = [("dynamo", dynamic), ("dynamo, batch axis only", batch_only), ("TorchScript", dynamic)]
-    for label, axes in attempts:
-        if label.startswith("dynamo, batch") and axes == dynamic:
+    for scope, axes in (("", dynamic), (", batch axis only", batch_only)):
+        if scope and axes == dynamic:
             continue
         try:
-            _export(model, path, names, axes, dynamo=not label.startswith("TorchScript"))
-            diff = parity(model, path, axes)
+            feeds, expected = _torch_at_test_shapes(model, axes)
         except ExportError as exc:
-            failures.append(f"{label}: {exc}")
+            failures.append(f"all dynamic axes: {exc}")
             continue
-        if diff <= atol:
-            notes = () if not failures else (f"exported with the {label} exporter ({'; '.join(failures)})",)
-            return ExportResult(path=path, max_abs_diff=diff, notes=notes)
-        failures.append(f"{label}: the graph differs from torch by {diff:.3g} (allowed {atol:g})")
+        for exporter in ("TorchScript", "dynamo"):
+            label = exporter + scope
+            try:
+                _export(model, path, names, axes, dynamo=exporter == "dynamo")
+                diff = _parity(path, feeds, expected)
+            except ExportError as exc:
+                failures.append(f"{label}: {exc}")
+                continue
+            if diff <= atol:
+                notes = () if not failures else (f"exported with the {label} exporter ({'; '.join(failures)})",)
+                return ExportResult(path=path, max_abs_diff=diff, notes=notes)
+            failures.append(f"{label}: the graph differs from torch by {diff:.3g} (allowed {atol:g})")
     raise ExportError(
         f"torch.onnx.export failed for {model.source}: {' | '.join(failures)}. Check forward() for data-dependent "
         "control flow or randomness, or export the model to ONNX yourself and pack the .onnx file"
@@ -159,6 +168,7 @@ def _export(model: TorchModel, path: Path, names: list[str], axes: dict[str, dic
                     raise ExportError("the exporter returned nothing")
                 proto = program.model_proto
             else:
+                _check_trace(flat, example)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 torch.onnx.export(
                     flat, example, str(path), input_names=inputs, output_names=names, dynamic_axes=axes,
@@ -169,9 +179,24 @@ def _export(model: TorchModel, path: Path, names: list[str], axes: dict[str, dic
         raise
     except Exception as exc:
         raise ExportError(_root_cause(exc)) from exc
-    _name_axes(proto, axes)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(proto, str(path))
+    if _name_axes(proto, axes) or dynamo:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        onnx.save(proto, str(path))
+
+
+def _check_trace(module: torch.nn.Module, example: tuple[torch.Tensor, ...]) -> None:
+    """A trace records one run: the tracer warns where another input could take another path (Python
+    control flow on a tensor, iterating over one). Checked on a bare trace first, a fraction of the
+    export's cost, so that such a model goes straight to the dynamo exporter."""
+    import torch
+    from torch.jit._trace import TracerWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.jit.trace(module, example, check_trace=False)  # type: ignore[no-untyped-call]
+    unsure = [w for w in caught if issubclass(w.category, TracerWarning)]
+    if unsure:
+        raise ExportError(f"the trace may not generalize ({str(unsure[0].message).splitlines()[0]})")
 
 
 def _dim(label: str, model: TorchModel, shared: dict[str, Any]) -> Any:
@@ -204,10 +229,11 @@ def _root_cause(error: BaseException) -> str:
     return first if first == last else f"{first} (caused by {type(causes[-1]).__name__}: {last})"
 
 
-def parity(model: TorchModel, path: Path, axes: dict[str, dict[int, str]], batch: int = 3) -> float:
-    """Max abs difference between torch and onnxruntime at a batch size other than the example's, and
-    with every other dynamic axis at another size too."""
-    import onnxruntime
+def _torch_at_test_shapes(
+    model: TorchModel, axes: dict[str, dict[int, str]], batch: int = 3
+) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
+    """Inputs at a batch size other than the example's (and every other dynamic axis at another size),
+    and torch's outputs on them: a shape torch itself cannot run is no dynamic axis to export."""
     import torch
 
     generator = torch.Generator().manual_seed(0)
@@ -223,21 +249,27 @@ def parity(model: TorchModel, path: Path, axes: dict[str, dict[int, str]], batch
             feeds[name] = example[tuple(torch.meshgrid(*index, indexing="ij"))] if index else example.clone()
     try:
         with torch.no_grad():
-            expected = [t for _, t in flatten(model.call(model.module, list(feeds.values())))]
+            expected = [t.double().numpy() for _, t in flatten(model.call(model.module, list(feeds.values())))]
     except Exception as exc:
         raise ExportError(f"torch itself fails at the test shapes: {reason(exc)}") from exc
+    return {k: v.numpy() for k, v in feeds.items()}, expected
+
+
+def _parity(path: Path, feeds: dict[str, np.ndarray], expected: list[np.ndarray]) -> float:
+    import onnxruntime
+
     try:
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        got = session.run(None, {k: v.numpy() for k, v in feeds.items()})
+        got = session.run(None, feeds)
     except Exception as exc:
         raise ExportError(f"onnxruntime cannot run the exported graph at other shapes: {reason(exc)}") from exc
     if len(got) != len(expected):
         raise ExportError(f"torch returns {len(expected)} outputs but the ONNX model {len(got)}")
     diffs = []
     for g, e in zip(got, expected, strict=True):
-        if g.shape != tuple(e.shape):
+        if g.shape != e.shape:
             raise ExportError(f"an output is shaped {list(g.shape)} in ONNX but {list(e.shape)} in torch")
-        diffs.append(_max_difference(np.asarray(g, dtype=np.float64), e.double().numpy()))
+        diffs.append(_max_difference(np.asarray(g, dtype=np.float64), e))
     return max(diffs)
 
 
@@ -250,8 +282,9 @@ def _max_difference(got: np.ndarray, want: np.ndarray) -> float:
         return float(np.max(np.where(same, 0.0, scaled), initial=0.0))
 
 
-def _name_axes(proto: onnx.ModelProto, axes: dict[str, dict[int, str]]) -> None:
-    """The exporter names dynamic axes s0, s77, ...: call them what they are (batch, sequence)."""
+def _name_axes(proto: onnx.ModelProto, axes: dict[str, dict[int, str]]) -> bool:
+    """The exporter names dynamic axes s0, s77, ...: call them what they are (batch, sequence). Whether
+    any name changed."""
     graph = proto.graph
     renames: dict[str, str] = {}
     for value in graph.input:
@@ -259,10 +292,12 @@ def _name_axes(proto: onnx.ModelProto, axes: dict[str, dict[int, str]]) -> None:
             dims = value.type.tensor_type.shape.dim
             if axis < len(dims) and dims[axis].dim_param:
                 renames.setdefault(dims[axis].dim_param, label)
+    renames = {old: new for old, new in renames.items() if old != new}
     for value in [*graph.input, *graph.output, *graph.value_info]:
         for dim in value.type.tensor_type.shape.dim:
             if dim.dim_param in renames:
                 dim.dim_param = renames[dim.dim_param]
+    return bool(renames)
 
 
 @contextlib.contextmanager
