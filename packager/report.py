@@ -4,13 +4,14 @@ terminal table, report.json, report.md and report.png."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from packager.config import Budget, PackageType
 from packager.cost import CostEstimate
 from packager.fit import FitResult, Judged, Measured, Verdict
+from packager.host import Host
 
 COLUMNS = (
     "recipe",
@@ -19,7 +20,7 @@ COLUMNS = (
     "package MB / budget",
     "quality",
     "drop pts",
-    "p50 b1 ms",
+    "p50 b1 ms [95% CI]",
     "p95 b1 ms",
     "p50 b8 ms",
     "init ms",
@@ -47,7 +48,7 @@ def _row(v: Verdict, judged: Judged, chosen: Measured | None, budget_bytes: int)
         f"{candidate.package_bytes / 1e6:.1f} / {budget_bytes / 1e6:.0f}",
         f"{m.quality:.4f}",
         f"{100 * (v.drop or 0):+.2f}",
-        f"{m.p50_ms:.3f} ({m.p50_ms / base.p50_ms:.2f}x)",
+        _p50(m.p50_ms, *m.p50_interval, base.p50_ms),
         f"{m.p95_ms:.3f}",
         f"{m.p50_batch8_ms:.3f} ({m.p50_batch8_ms / base.p50_batch8_ms:.2f}x)",
         f"{m.init_ms:.0f}",
@@ -56,11 +57,32 @@ def _row(v: Verdict, judged: Judged, chosen: Measured | None, budget_bytes: int)
     )
 
 
+def _p50(p50: float, low: float, high: float, base: float) -> str:
+    return f"{p50:.3f} [{low:.3f}-{high:.3f}] ({p50 / base:.2f}x)"
+
+
 def _count(n: int) -> str:
     for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if n >= size:
             return f"{n / size:.2f}{unit}"
     return str(n)
+
+
+@dataclass(frozen=True)
+class PackResources:
+    """What the pack itself cost: wall time and peak memory."""
+
+    seconds: float
+    peak_rss_mb: float
+    """The packing process's high-water mark (torch, the export, the recipes' transforms)."""
+    workers_peak_rss_mb: float
+    """The largest measuring or timing process's own high-water mark."""
+
+    def describe(self) -> str:
+        return (
+            f"Pack: {self.seconds:.1f} s; peak memory {self.peak_rss_mb:.0f} MB in the packing process, "
+            f"{self.workers_peak_rss_mb:.0f} MB in the largest measuring process."
+        )
 
 
 @dataclass(frozen=True)
@@ -75,6 +97,9 @@ class Report:
     cost: CostEstimate
     eval_rows: int
     export_max_abs_diff: float | None = None
+    host: Host | None = None
+    """The CPU the candidates were measured on."""
+    resources: PackResources | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -89,6 +114,10 @@ class Report:
             "export_max_abs_diff": self.export_max_abs_diff,
             "cost": self.cost.to_dict(),
             "eval_rows": self.eval_rows,
+            "measured_on": None
+            if self.host is None
+            else {"arch": self.host.arch, "cpu": self.host.model, "features": list(self.host.features)},
+            "pack": None if self.resources is None else asdict(self.resources),
             "candidates": [
                 v.candidate.to_dict() | {"eligible": v.eligible, "verdict": v.reason, "drop": v.drop}
                 for v in self.fit.verdicts
@@ -103,9 +132,11 @@ class Report:
             f"Chosen: **{fit.chosen.recipe}** ({fit.why}).",
             "",
             f"Quality is {fit.baseline.quality_kind}, on {self.eval_rows} rows. Latency is onnxruntime `run` with the",
-            "handler's session settings on the packing machine, median (p50) and p95; b1 and b8 are batch sizes,",
-            "ratios are against fp32. Init is session creation plus the first run in a fresh process; peak RSS is",
-            "that process's.",
+            "handler's session settings on the packing machine, every candidate in one process, interleaved in",
+            "rounds: p50 is the median of the rounds with its 95% confidence interval, p95 over every call; b1",
+            "and b8 are batch sizes, ratios are against fp32. Candidates whose intervals overlap count as equally",
+            "fast (the smaller wins); a candidate is slower than fp32 only when the intervals are apart. Init is",
+            "session creation plus the first run in a fresh process; peak RSS is that process's.",
             "",
             "| " + " | ".join(COLUMNS) + " |",
             "|" + "---|" * len(COLUMNS),
@@ -121,6 +152,8 @@ class Report:
         ]
         if self.export_max_abs_diff is not None:
             lines += ["", f"torch -> ONNX parity: max abs difference {self.export_max_abs_diff:.3g}."]
+        if self.resources is not None:
+            lines += ["", self.resources.describe()]
         if self.notes:
             lines += ["", "Notes:", ""] + [f"- {note}" for note in self.notes]
         return "\n".join(lines) + "\n"

@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,11 @@ from handlers.contract import S3Uri
 from handlers.manifest import Manifest
 from packager.config import Budget, PackageType, PackConfig
 from packager.errors import NoFitError
-from packager.measure import Measurement
+from packager.measure import Profile, QualityCheck
 from packager.pack import Collaborators, pack
 from packager.recipes.base import RecipeContext, Transform
 from packager.recipes.registry import STEPS, Step
+from packager.timing import Latency, Timings
 from packager.wheels import WheelSet
 
 RUNS: Counter[str] = Counter()
@@ -63,12 +65,21 @@ def tiny_model(path: Path) -> Path:
     return path
 
 
-def fake_measure(path: Path, data: Any, reference: Any, metric: Any, manifest: Any) -> Measurement:
+def fake_measure(path: Path, check: QualityCheck) -> Profile:
     """Size and quality by the last step in the file name: the recipe's own figures, deterministic."""
     last = path.stem.split("+")[-1]
     size = SIZES.get(last, 4000)
     quality = 0.9 if last == "lossy" else 1.0
-    return Measurement(size, size // 2, quality, metric.kind, 1.0, 1.1, 2.0, 2.2, 5.0, 80.0)
+    return Profile(size, quality, check.metric.kind, 5.0, 80.0)
+
+
+TIMED: list[list[str]] = []
+
+
+def fake_time(paths: Sequence[Path], data: Any, manifest: Any) -> Timings:
+    """Every candidate equally fast: ties go to the smaller."""
+    TIMED.append([path.stem for path in paths])
+    return Timings(tuple(Latency(1.0, 0.95, 1.05, 1.1, 2.0, 2.2, 15) for _ in paths), 90.0)
 
 
 def fake_wheels(python: str, arch: Any, extras: tuple[str, ...]) -> WheelSet:
@@ -87,7 +98,7 @@ def fake_probe(path: Path, data: Any, rows: int) -> dict[str, float]:
     return {"peak_rss_mb": 80.0 + rows}
 
 
-FAKES = Collaborators(wheels=fake_wheels, measure=fake_measure, upload=fake_upload, probe=fake_probe)
+FAKES = Collaborators(wheels=fake_wheels, measure=fake_measure, time=fake_time, upload=fake_upload, probe=fake_probe)
 
 
 def config(tmp_path: Path, **changes: Any) -> PackConfig:
