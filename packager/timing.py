@@ -35,6 +35,7 @@ CONFIDENCE = 0.95
 BATCH = 8
 """The second batch size the table reports (per-row cost for the request limits)."""
 MAX_BLOCK_CALLS = 200
+WARMUP_SECONDS = 0.5
 SPIN_SECONDS = 0.005
 """How long onnxruntime's idle intra-op threads may still spin after a call, competing with the next."""
 
@@ -49,7 +50,7 @@ class Plan:
     seconds_per_candidate: float = 0.6
     block_seconds: float = 0.005
     """A round runs each candidate this long (at least one call): a fast model gets many calls a round."""
-    batch8_rounds: int = 7
+    batch8_rounds: int = 5
     """Batch 8 feeds the per-row cost, not the choice: a few rounds are enough."""
     warmup_calls: int = 3
     target_width: float = 0.03
@@ -112,12 +113,16 @@ class _Track:
     every_call: list[float] = field(default_factory=list)
 
     def prepare(self, warmup: int) -> None:
-        for _ in range(warmup):
+        """Warm-up calls (fewer for a slow model: at most about WARMUP_SECONDS, at least one)."""
+        began = time.perf_counter()
+        for _ in range(max(1, warmup)):
+            start = time.perf_counter()
             self.call()
-        start = time.perf_counter()
-        self.call()
+            last = time.perf_counter() - start
+            if time.perf_counter() - began > WARMUP_SECONDS:
+                break
         # A fast call is skewed by the previous candidate's thread pool still spinning: one untimed call first.
-        self.warm_each_block = time.perf_counter() - start < SPIN_SECONDS
+        self.warm_each_block = last < SPIN_SECONDS
 
     def block(self) -> None:
         """Calls for about `block_seconds` (at least one): a stall on a busy machine costs one block, not many."""

@@ -128,7 +128,7 @@ class Int8Static(Transform):
         quantize_static(
             str(prepared),
             str(target),
-            calibration_data_reader=_Reader(ctx.calibration, ctx.calibration_rows),
+            calibration_data_reader=CalibrationReader(ctx.calibration, ctx.calibration_rows),
             quant_format=formats[scheme.format],
             per_channel=scheme.per_channel,
             reduce_range=scheme.reduce_range,
@@ -200,7 +200,7 @@ def _quantizable(path: Path) -> bool:
     return weight_ops(path) > 0
 
 
-class _Reader(CalibrationDataReader):  # type: ignore[misc]
+class CalibrationReader(CalibrationDataReader):  # type: ignore[misc]
     """onnxruntime's CalibrationDataReader protocol over a Dataset, a few rows at a time."""
 
     def __init__(self, data: Dataset, rows: int) -> None:

@@ -62,7 +62,7 @@ def test_static_schemes_share_one_calibration_and_differ_in_signedness(
     import onnx
 
     batches: list[int] = []
-    reader = quantize_module._Reader
+    reader = quantize_module.CalibrationReader
 
     class Counting(reader):  # type: ignore[misc, valid-type]
         def get_next(self) -> dict[str, np.ndarray] | None:
@@ -70,7 +70,7 @@ def test_static_schemes_share_one_calibration_and_differ_in_signedness(
             batches.append(0 if batch is None else 1)
             return batch
 
-    monkeypatch.setattr(quantize_module, "_Reader", Counting)
+    monkeypatch.setattr(quantize_module, "CalibrationReader", Counting)
     source = conv_model(tmp_path / "fp32.onnx")
     data = Dataset({"x": RNG.random((16, 3, 16, 16), dtype=np.float32)}, {"x": 0}, None, "test")
     ctx = RecipeContext(work_dir=tmp_path, calibration=data)

@@ -37,11 +37,11 @@ def test_rounds_rotate_the_order_and_every_candidate_gets_every_round() -> None:
     plan = Plan(min_rounds=4, max_rounds=4, warmup_calls=0, block_seconds=0.0, batch8_rounds=1)
     results = interleave([(call("A"), call("a")), (call("B"), call("b")), (call("C"), call("c"))], plan)
     assert [r.rounds for r in results] == [4, 4, 4]
-    timed = [name for name in log[6:] if name.isupper()]  # after each track's one sizing call
+    timed = [name for name in log[6:] if name.isupper()]  # after each track's one warm-up call
     firsts = [name for index, name in enumerate(timed) if index % 6 == 0]  # untimed warm call, timed call
     assert firsts == ["A", "B", "C", "A"]
     assert all(r.low_ms <= r.p50_ms <= r.high_ms for r in results)
-    assert log.count("a") == log.count("b") == 1 + 2  # sizing call, then one round: warm call and block
+    assert log.count("a") == log.count("b") == 1 + 2  # warm-up call, then one round: warm call and block
 
 
 def test_rounds_stop_once_every_interval_is_narrow() -> None:
