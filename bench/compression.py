@@ -39,7 +39,7 @@ from packager.fit import FitResult, Measured, choose, interval, tied  # noqa: E4
 from packager.host import Host  # noqa: E402
 from packager.pack import pack  # noqa: E402
 from packager.recipes import STEPS, RecipeContext, Step, Transform  # noqa: E402
-from packager.recipes.quantize import CalibrationReader  # noqa: E402
+from packager.recipes.quantize import QDQ_MIN_OPSET, CalibrationReader, upgrade_opset  # noqa: E402
 
 MAX_DROP = 0.01
 STATIC = ("slim+int8-static", "slim+int8-static-s8s8", "slim+int8-static-qop", "slim+int8-static-7bit")
@@ -47,7 +47,8 @@ COMPARATORS = ("ort-defaults", "optimum-vnni", "optimum-avx2")
 
 
 class OrtStatic(Transform):
-    """`quantize_static` with a comparator's parameters, on the model as exported (no slimming)."""
+    """`quantize_static` with a comparator's parameters, on the model as exported (not slimmed), at opset
+    13 at least: per-channel QDQ needs it, and a user of either tool would convert first."""
 
     def __init__(self, config: str) -> None:
         self.config = config
@@ -55,6 +56,7 @@ class OrtStatic(Transform):
     def apply(self, source: Path, target: Path, ctx: RecipeContext) -> None:
         from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
+        source = upgrade_opset(source, target, QDQ_MIN_OPSET)
         reader = CalibrationReader(ctx.calibration, ctx.calibration_rows)
         if self.config == "ort-defaults":
             quantize_static(str(source), str(target), reader)

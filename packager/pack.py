@@ -31,7 +31,7 @@ from packager.cost import estimate
 from packager.data import Dataset, make_dataset, read_arrays, shapes, synthetic_dataset, with_defaults
 from packager.errors import LambdafitError, ModelLoadError
 from packager.export import export_torch
-from packager.fit import Failed, FitResult, Measured, choose
+from packager.fit import Candidate, Failed, FitResult, Measured, choose
 from packager.host import Host
 from packager.limits import RowCosts, derive, per_row_elements
 from packager.load import LoadedModel, LoadOptions, OnnxModel, TorchModel, load_factory, load_model
@@ -348,20 +348,12 @@ def evaluate(prepared: Prepared, deps: Collaborators, progress: Progress) -> Eva
         calibration_rows=manifest.fixed_batch or 8,
     )
     plan = _plan(config, prepared.baseline, ctx)
-    check = QualityCheck(data.eval, reference, metric, manifest)
-    profiled: list[_Profiled | Failed] = []
-    for number, recipe in enumerate(plan, start=1):
-        progress(f"[{number}/{len(plan)}] {recipe.name}: transforming, then quality and memory in a fresh process")
-        profiled.append(_profile(recipe, prepared, ctx, deps, check))
-    if isinstance(profiled[0], Failed):
-        raise LambdafitError(f"the fp32 model itself cannot run in onnxruntime: {profiled[0].error}")
-    runnable = [p for p in profiled if isinstance(p, _Profiled)]
-    progress(f"timing {len(runnable)} candidates interleaved in one process")
-    timings = deps.time([p.path for p in runnable], data.eval, manifest)
-    latencies = dict(zip((p.recipe for p in runnable), timings.latencies, strict=True))
-    candidates = [p if isinstance(p, Failed) else _measured(p, latencies[p.recipe], prepared) for p in profiled]
+    candidates, workers = _measure(
+        plan, prepared, ctx, deps, QualityCheck(data.eval, reference, metric, manifest), progress
+    )
     baseline = candidates[0]
-    assert isinstance(baseline, Measured)
+    if not isinstance(baseline, Measured):
+        raise LambdafitError(f"the fp32 model itself cannot run in onnxruntime: {baseline.error}")
     fit = choose(
         candidates,
         baseline.measurement,
@@ -375,7 +367,6 @@ def evaluate(prepared: Prepared, deps: Collaborators, progress: Progress) -> Eva
     if config.recipes == ("auto",) and len(plan) <= 2:
         notes += ("no quantized candidate: the graph has no Conv, MatMul or Gemm weights (tree ensembles and "
                   "ai.onnx.ml models are served as they are, slimmed)",)  # fmt: skip
-    workers = max([timings.peak_rss_mb, *(p.profile.process_peak_rss_mb for p in runnable)])
     return Evaluated(fit=fit, metric=metric, manifest=manifest, host=host, workers_peak_rss_mb=workers, notes=notes)
 
 
@@ -438,6 +429,32 @@ def _plan(config: PackConfig, baseline: Path, ctx: recipes.RecipeContext) -> lis
     else:
         names = [recipes.BASELINE, *config.recipes]
     return [recipes.Recipe.parse(name) for name in dict.fromkeys(names)]
+
+
+def _measure(
+    plan: list[recipes.Recipe],
+    prepared: Prepared,
+    ctx: recipes.RecipeContext,
+    deps: Collaborators,
+    check: QualityCheck,
+    progress: Progress,
+) -> tuple[list[Candidate], float]:
+    """Every recipe applied and profiled in its own process, then every model that runs timed together,
+    interleaved; with the largest of those processes' peak memory."""
+    profiled: list[_Profiled | Failed] = []
+    for number, recipe in enumerate(plan, start=1):
+        progress(f"[{number}/{len(plan)}] {recipe.name}: transforming, then quality and memory in a fresh process")
+        profiled.append(_profile(recipe, prepared, ctx, deps, check))
+    runnable = [p for p in profiled if isinstance(p, _Profiled)]
+    if not runnable or runnable[0] is not profiled[0]:
+        return [p if isinstance(p, Failed) else Failed(p.recipe, "not timed: fp32 failed") for p in profiled], 0.0
+    progress(f"timing {len(runnable)} candidates interleaved in one process")
+    timings = deps.time([p.path for p in runnable], check.data, check.manifest)
+    latencies = dict(zip((p.recipe for p in runnable), timings.latencies, strict=True))
+    candidates: list[Candidate] = [
+        p if isinstance(p, Failed) else _measured(p, latencies[p.recipe], prepared) for p in profiled
+    ]
+    return candidates, max([timings.peak_rss_mb, *(p.profile.process_peak_rss_mb for p in runnable)])
 
 
 @dataclass(frozen=True)

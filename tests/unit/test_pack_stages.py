@@ -108,8 +108,10 @@ def config(tmp_path: Path, **changes: Any) -> PackConfig:
 
 def test_every_chain_prefix_runs_once(tmp_path: Path) -> None:
     recipes = ("copy", "copy+shrink", "copy+shrink+lossy", "copy+broken", "copy+broken+shrink")
+    TIMED.clear()
     result = pack(config(tmp_path, recipes=recipes), collaborators=FAKES)
     assert RUNS == {"copy": 1, "shrink": 1, "lossy": 1, "broken": 1}
+    assert TIMED == [["fp32", "copy", "copy+shrink", "copy+shrink+lossy"]]  # every model that runs, timed together
     verdicts = {v.candidate.recipe: v.reason for v in result.fit.verdicts}
     assert (
         verdicts["copy+broken"]
@@ -191,3 +193,10 @@ def test_the_template_environment_is_the_settings_the_emulator_uses(tmp_path: Pa
     assert str(opened.settings.cache_dir) == "/elsewhere"  # this process's environment wins, as documented
     dockerfile = (result.bundle / "function" / "Dockerfile").read_text()
     assert re.search(r'CMD \["handlers\.lambda_function\.lambda_handler"\]', dockerfile)
+
+
+def test_a_metric_of_the_users_own_is_the_one_reported(tmp_path: Path) -> None:
+    metric = tmp_path / "metric.py"
+    metric.write_text("def close(outputs, reference):\n    return 1.0\n")
+    result = pack(config(tmp_path, recipes=("copy",), metric=f"{metric}:close"), collaborators=FAKES)
+    assert json.loads((result.bundle / "report.json").read_text())["quality_kind"] == "close() from metric.py"
