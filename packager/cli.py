@@ -176,6 +176,13 @@ def pack(
     classifier_output: Annotated[
         str | None, typer.Option(help="the output holding class scores, when its name does not say so")
     ] = None,
+    metric: Annotated[
+        str | None,
+        typer.Option(
+            help="file.py:function(outputs, reference) -> float in [0, 1], higher is better: your own quality "
+            "metric over the candidate's and fp32's outputs [default: by task]"
+        ),
+    ] = _D["metric"],
     force: Annotated[
         bool,
         typer.Option("--force", help="replace an existing bundle of the same name (only a folder pack wrote)"),

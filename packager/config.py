@@ -190,6 +190,8 @@ class PackConfig:
     """Load a .joblib/.pkl MODEL with pickle at pack time (it runs the file's code); the bundle ships ONNX only."""
     task: str | None = None
     """The task to load a Hugging Face checkpoint folder for (packager.convert_hf.HfTask); inferred when None."""
+    metric: str | None = None
+    """`file.py:function` scoring a candidate's outputs against fp32's (packager.quality.UserMetric)."""
 
     def __post_init__(self) -> None:
         self._coerce()
@@ -217,6 +219,8 @@ class PackConfig:
                 check_recipe(recipe)
         if self.student is not None:
             split_factory(self.student, "--student")
+        if self.metric is not None:
+            split_factory(self.metric, "--metric")
         if self.model_store is not None:
             try:
                 S3Uri.parse(self.model_store, prefix_only=True)

@@ -25,7 +25,7 @@ from packager.errors import LambdafitError
 
 CONFIG_FILE = "lambdafit.toml"
 PYPROJECT = "pyproject.toml"
-PATH_OPTIONS = ("model", "student")
+PATH_OPTIONS = ("model", "student", "metric")
 """String options that name a file (`model.onnx`, `file.py:factory`): relative to the config file too."""
 REQUIRED = ("model", "name")
 COMMENT_WIDTH = 100

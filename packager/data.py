@@ -128,15 +128,18 @@ def load_dataset(path: Path, specs: tuple[TensorSpec, ...]) -> Dataset:
 
 
 def _check_labels(labels: np.ndarray, rows: int, source: str) -> None:
-    if labels.ndim != 1 or len(labels) != rows:
+    """One label per row: a class index or name, a text, or (for a regression) floats, one or more per row."""
+    regression = labels.dtype.kind == "f"
+    if (labels.ndim != 1 and not regression) or labels.ndim == 0 or len(labels) != rows:
         raise DataError(
             f"{source}: 'labels' is shaped {list(labels.shape)} but the inputs have {rows} rows: give one label per row"
         )
-    if labels.dtype.kind == "f":
-        raise DataError(f"{source}: 'labels' holds floats; give class indices (integers) or class names (strings)")
-    if labels.dtype.kind not in "iuUS":
+    if regression and not np.all(np.isfinite(labels)):
+        raise DataError(f"{source}: 'labels' holds NaN or infinite values; give finite regression targets")
+    if labels.dtype.kind not in "iuUSf":
         raise DataError(
-            f"{source}: 'labels' holds {labels.dtype}; give class indices (integers) or class names (strings)"
+            f"{source}: 'labels' holds {labels.dtype}; give class indices (integers), class names or texts (strings), "
+            "or regression targets (floats)"
         )
 
 

@@ -10,11 +10,26 @@ from packager.config import Objective
 from packager.errors import NoFitError
 from packager.measure import Measurement
 
-LATENCY_TOLERANCE = 1.10
-"""Latency within 10% counts as a tie (timings on a shared machine are noisy); slower than this
-factor of fp32 p50 counts as slower, and is never chosen silently."""
-LATENCY_TIE_MS = 0.02
-"""So does a difference under 20 microseconds: timer and scheduler noise on models that fast."""
+LATENCY_RESOLUTION = 0.02
+"""The narrowest a p50 interval is taken to be: +-2% of the median. An interval from one process's
+interleaved rounds says nothing of the few percent another process (memory layout, thread placement)
+shifts every candidate by, and a choice must not flip between two packs of the same model on that."""
+
+
+def interval(m: Measurement) -> tuple[float, float]:
+    """The p50's 95% confidence interval, at least LATENCY_RESOLUTION wide on either side."""
+    low, high = m.p50_interval
+    return min(low, m.p50_ms * (1 - LATENCY_RESOLUTION)), max(high, m.p50_ms * (1 + LATENCY_RESOLUTION))
+
+
+def slower(m: Measurement, than: Measurement) -> bool:
+    """Slower beyond doubt: the whole interval lies above the other's."""
+    return interval(m)[0] > interval(than)[1]
+
+
+def tied(a: Measurement, b: Measurement) -> bool:
+    """Overlapping intervals: the timings cannot tell the two apart."""
+    return not slower(a, b) and not slower(b, a)
 
 
 @dataclass(frozen=True)
@@ -100,19 +115,21 @@ def judge(
         return Verdict(candidate, False, f"over budget by {over:.1f} MB", drop)
     if drop > max_drop + 1e-9:
         return Verdict(candidate, False, f"drop {100 * drop:.2f} pts > {100 * max_drop:.2f} allowed", drop)
-    if not allow_slower and m.p50_ms > max(baseline.p50_ms * LATENCY_TOLERANCE, baseline.p50_ms + LATENCY_TIE_MS):
-        return Verdict(candidate, False, f"{m.p50_ms / baseline.p50_ms:.2f}x slower than fp32", drop)
+    if slower(m, baseline):
+        why = f"{m.p50_ms / baseline.p50_ms:.2f}x slower than fp32"
+        if not allow_slower:
+            return Verdict(candidate, False, why, drop)
+        return Verdict(candidate, True, f"fits, {why}", drop)
     return Verdict(candidate, True, "fits", drop)
 
 
-def _key(candidate: Measured, objective: Objective, best_p50: float) -> tuple[float, ...]:
+def _key(candidate: Measured, objective: Objective, fastest: Measurement) -> tuple[float, ...]:
     m = candidate.measurement
     if objective is Objective.SIZE:
         return (m.size_bytes, m.p50_ms)
     if objective is Objective.QUALITY:
         return (-round(m.quality, 6), m.size_bytes)
-    tied = m.p50_ms <= max(best_p50 * LATENCY_TOLERANCE, best_p50 + LATENCY_TIE_MS)
-    return (0.0 if tied else m.p50_ms, m.size_bytes)
+    return (0.0 if tied(m, fastest) else m.p50_ms, m.size_bytes)
 
 
 def choose(
@@ -131,8 +148,8 @@ def choose(
         message = _explain_miss(verdicts, budget_bytes, max_drop)
         raise NoFitError(message, Rejection(verdicts=verdicts, baseline=baseline, message=message))
     measured = [v.candidate for v in eligible if isinstance(v.candidate, Measured)]
-    best_p50 = min(c.measurement.p50_ms for c in measured)
-    winner = min(measured, key=lambda c: _key(c, objective, best_p50))
+    fastest = min((c.measurement for c in measured), key=lambda m: m.p50_ms)
+    winner = min(measured, key=lambda c: _key(c, objective, fastest))
     drop = next(v.drop for v in eligible if v.candidate is winner) or 0.0
     m = winner.measurement
     why = (

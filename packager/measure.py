@@ -1,4 +1,6 @@
-"""Measure a candidate the way the handler runs it: size, quality, latency, cold load, peak memory."""
+"""Measure a candidate the way the handler runs it: size, quality, cold load, peak memory (`measure`,
+one fresh worker process per candidate), and latency (`packager.timing`, all candidates interleaved in
+one worker process)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,6 @@ import json
 import signal
 import sys
 import tempfile
-import time
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,20 +21,33 @@ from handlers.tensors import Output
 from packager.data import Dataset
 from packager.errors import LambdafitError
 from packager.interrupt import run_child
-from packager.quality import Metric, Outputs
+from packager.quality import Outputs
+from packager.quality_job import QualityCheck
+from packager.timing import Latency
 
 EVAL_BATCH = 32
-LATENCY_WARMUP = 3
-LATENCY_MIN_RUNS = 5
-LATENCY_MAX_RUNS = 100
-LATENCY_SECONDS = 2.0
-"""Per batch size: up to 100 timed runs, fewer when a run is slow, so big models stay measurable."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What one candidate measured on its own, in a fresh process: everything but its latency."""
+
+    size_bytes: int
+    quality: float
+    quality_kind: str
+    init_ms: float
+    """Cold start of the model in a fresh process: onnxruntime session creation plus the first run."""
+    peak_rss_mb: float
+    """Peak resident memory of that process: Python, numpy, onnxruntime, the session and one batch."""
+    process_peak_rss_mb: float = 0.0
+    """The measuring process's own peak, its quality run over the evaluation data included."""
 
 
 @dataclass(frozen=True)
 class Measurement:
     size_bytes: int
-    compressed_bytes: int
+    compressed_bytes: int | None
+    """Zipped model bytes, measured only when the budget counts zipped bytes."""
     quality: float
     quality_kind: str
     p50_ms: float
@@ -44,6 +58,35 @@ class Measurement:
     """Cold start of the model in a fresh process: onnxruntime session creation plus the first run."""
     peak_rss_mb: float
     """Peak resident memory of that process: Python, numpy, onnxruntime, the session and one batch."""
+    p50_low_ms: float | None = None
+    p50_high_ms: float | None = None
+    """The 95% confidence interval of p50 at batch 1 (None: a single figure, no interval)."""
+    rounds: int = 0
+    """Interleaved timing rounds the interval rests on."""
+
+    @classmethod
+    def of(cls, profile: Profile, latency: Latency, compressed_bytes: int | None = None) -> Measurement:
+        return cls(
+            size_bytes=profile.size_bytes,
+            compressed_bytes=compressed_bytes,
+            quality=profile.quality,
+            quality_kind=profile.quality_kind,
+            p50_ms=latency.p50_ms,
+            p95_ms=latency.p95_ms,
+            p50_batch8_ms=latency.p50_batch8_ms,
+            p95_batch8_ms=latency.p95_batch8_ms,
+            init_ms=profile.init_ms,
+            peak_rss_mb=profile.peak_rss_mb,
+            p50_low_ms=latency.low_ms,
+            p50_high_ms=latency.high_ms,
+            rounds=latency.rounds,
+        )
+
+    @property
+    def p50_interval(self) -> tuple[float, float]:
+        low = self.p50_ms if self.p50_low_ms is None else self.p50_low_ms
+        high = self.p50_ms if self.p50_high_ms is None else self.p50_high_ms
+        return low, high
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,28 +127,6 @@ def _join(parts: list[Output], axis: int | None) -> Output:
     return np.concatenate(parts, axis=axis)  # type: ignore[arg-type]
 
 
-def time_calls(call: Any, *, seconds: float = LATENCY_SECONDS) -> tuple[float, float]:
-    """p50 and p95 in milliseconds of `call()`, after a warm-up."""
-    for _ in range(LATENCY_WARMUP):
-        call()
-    times: list[float] = []
-    deadline = time.perf_counter() + seconds
-    while len(times) < LATENCY_MAX_RUNS and (len(times) < LATENCY_MIN_RUNS or time.perf_counter() < deadline):
-        start = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - start) * 1000)
-    return float(np.percentile(times, 50)), float(np.percentile(times, 95))
-
-
-def latency(runtime: ModelRuntime, data: Dataset, rows: int) -> tuple[float, float]:
-    """`rows` rows through the runtime: one call, or one call per `rows` when no input has a batch axis."""
-    if not runtime.manifest.batched:
-        feed = data.feed(1)
-        return time_calls(lambda: [runtime.run(feed) for _ in range(rows)])
-    feed = data.feed(rows)
-    return time_calls(lambda: runtime.run(feed))
-
-
 def compressed_size(path: Path) -> int:
     with tempfile.TemporaryFile() as handle:
         with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -113,13 +134,15 @@ def compressed_size(path: Path) -> int:
         return handle.tell()
 
 
-def cold_start(path: Path, data: Dataset, rows: int) -> dict[str, float]:
-    """Load and run the model once in a fresh interpreter (packager.probe) and read its numbers."""
+def cold_start(path: Path, data: Dataset, rows: int, quality: Path | None = None) -> dict[str, float]:
+    """Load and run the model once in a fresh interpreter (packager.probe) and read its numbers; with a
+    saved QualityCheck, its quality too."""
     with tempfile.TemporaryDirectory(prefix="lambdafit-probe-") as tmp:
         feed_path = Path(tmp) / "feed.npz"
         feed = {k: v.astype(str) if v.dtype == object else v for k, v in data.feed(rows).items()}
         np.savez(feed_path, **feed)  # type: ignore[arg-type]
-        result = run_child([sys.executable, "-m", "packager.probe", str(path), str(feed_path)], timeout=600)
+        command = [sys.executable, "-m", "packager.probe", str(path), str(feed_path)]
+        result = run_child([*command, *([str(quality)] if quality else [])], timeout=3600)
     if result.returncode < 0:
         name = signal.Signals(-result.returncode).name if -result.returncode in signal.valid_signals() else "a signal"
         raise LambdafitError(f"onnxruntime crashed ({name}) loading or running this model in a fresh process")
@@ -129,24 +152,14 @@ def cold_start(path: Path, data: Dataset, rows: int) -> dict[str, float]:
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
-def measure(path: Path, data: Dataset, reference: Outputs, metric: Metric, manifest: Manifest) -> Measurement:
-    """The fresh process goes first: a candidate that crashes onnxruntime (it happens: an fp16 Transpose
-    beside a GRU) fails there, as one failed candidate, and never takes the packager down with it."""
-    probe = cold_start(path, data, manifest.fixed_batch or 1)
-    runtime = candidate_runtime(path, manifest)
-    outputs = predict(runtime, data)
-    p50, p95 = latency(runtime, data, rows=1)
-    p50_8, p95_8 = latency(runtime, data, rows=8)
-    del runtime
-    return Measurement(
+def measure(path: Path, check: QualityCheck) -> Profile:
+    """Size, quality, cold start and peak memory of one candidate, from one fresh worker process."""
+    probe = cold_start(path, check.data, check.manifest.fixed_batch or 1, quality=check.saved(path.parent))
+    return Profile(
         size_bytes=path.stat().st_size,
-        compressed_bytes=compressed_size(path),
-        quality=metric.score(outputs, reference),
-        quality_kind=metric.kind,
-        p50_ms=p50,
-        p95_ms=p95,
-        p50_batch8_ms=p50_8,
-        p95_batch8_ms=p95_8,
+        quality=probe["quality"],
+        quality_kind=check.metric.kind,
         init_ms=probe["session_ms"] + probe["first_run_ms"],
         peak_rss_mb=probe["peak_rss_mb"],
+        process_peak_rss_mb=probe["process_peak_rss_mb"],
     )

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -38,15 +39,26 @@ from packager.data import Dataset, make_dataset, read_arrays, shapes, synthetic_
 from packager.errors import DataError, LambdafitError, ModelLoadError, NoFitError
 from packager.export import export_torch
 from packager.fit import Candidate, Failed, FitResult, Measured, choose
+from packager.host import Host
 from packager.limits import RowCosts, derive, per_row_elements
 from packager.load import LoadedModel, LoadOptions, OnnxModel, TorchModel, load_factory, load_model
-from packager.measure import Measurement, candidate_runtime, cold_start, measure, predict
+from packager.measure import (
+    Measurement,
+    Profile,
+    candidate_runtime,
+    cold_start,
+    compressed_size,
+    measure,
+    predict,
+)
 from packager.postprocess import choose_outputs
 from packager.preprocess import PreprocessingFiles, check_preprocessing, load_preprocessing
+from packager.probe import peak_rss_mb
 from packager.progress import RecipeStep
 from packager.quality import Metric, Outputs, pick_metric
+from packager.quality_job import QualityCheck
 from packager.recipes.auto import auto_recipes
-from packager.report import Report
+from packager.report import PackResources, Report
 from packager.samples import sample_request
 from packager.signature import (
     Probe,
@@ -63,6 +75,7 @@ from packager.signature import (
 )
 from packager.size import ZIP_UPLOAD_LIMIT, PackageSize
 from packager.template import LAMBDA_TIMEOUT_S, AppModel
+from packager.timing import Latency, Timings, time_candidates
 from packager.wheels import WheelSet, glibc_warning, vendor_wheels
 
 Progress = Callable[[str], None]
@@ -73,9 +86,11 @@ class WheelSource(Protocol):
 
 
 class Measurer(Protocol):
-    def __call__(
-        self, path: Path, data: Dataset, reference: Outputs, metric: Metric, manifest: Manifest
-    ) -> Measurement: ...
+    def __call__(self, path: Path, check: QualityCheck) -> Profile: ...
+
+
+class Timer(Protocol):
+    def __call__(self, paths: Sequence[Path], data: Dataset, manifest: Manifest) -> Timings: ...
 
 
 class Uploader(Protocol):
@@ -90,6 +105,9 @@ class Prober(Protocol):
 class Collaborators:
     wheels: WheelSource
     measure: Measurer
+    """Size, quality, cold start and peak memory of one candidate, in a fresh process."""
+    time: Timer
+    """Latency of every candidate, interleaved in rounds in one process."""
     upload: Uploader
     probe: Prober
     """Runs the model in a fresh process with some rows: its peak memory (for the request limits)."""
@@ -99,7 +117,11 @@ class Collaborators:
         from packager.model_store import upload
 
         return cls(
-            wheels=partial(vendor_wheels, wheel_dir=config.wheel_dir), measure=measure, upload=upload, probe=cold_start
+            wheels=partial(vendor_wheels, wheel_dir=config.wheel_dir),
+            measure=measure,
+            time=time_candidates,
+            upload=upload,
+            probe=cold_start,
         )
 
 
@@ -126,6 +148,8 @@ class Prepared:
     size: PackageSize
     export_diff: float | None
     notes: tuple[str, ...]
+    started: float
+    """time.perf_counter() when the pack began, for the report's wall time."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +158,9 @@ class Evaluated:
     metric: Metric
     manifest: Manifest
     """What requests and answers look like (signature, classifier, labels), before a model is chosen."""
+    host: Host
+    workers_peak_rss_mb: float
+    """The largest measuring or timing process's own peak memory."""
     notes: tuple[str, ...] = ()
 
 
@@ -161,6 +188,7 @@ def pack(config: PackConfig, progress: Progress = _quiet, collaborators: Collabo
 
 
 def prepare(config: PackConfig, work: Path, deps: Collaborators, progress: Progress) -> Prepared:
+    started = time.perf_counter()
     notes: list[str] = []
     progress(f"loading {config.model}")
     options = LoadOptions(work_dir=work, trust_pickle=config.trust_pickle, task=config.task)
@@ -209,6 +237,7 @@ def prepare(config: PackConfig, work: Path, deps: Collaborators, progress: Progr
         size=size,
         export_diff=diff,
         notes=tuple(notes),
+        started=started,
     )
 
 
@@ -333,10 +362,9 @@ def evaluate(prepared: Prepared, deps: Collaborators, progress: Progress) -> Eva
         calibration_rows=manifest.fixed_batch or 8,
     )
     plan = _plan(config, prepared.baseline, ctx)
-    candidates: list[Candidate] = []
-    for number, recipe in enumerate(plan, start=1):
-        progress(RecipeStep(number, len(plan), recipe.name))
-        candidates.append(_candidate(recipe, prepared, ctx, deps, reference, metric, manifest))
+    candidates, workers = _measure(
+        plan, prepared, ctx, deps, QualityCheck(data.eval, reference, metric, manifest), progress
+    )
     baseline = candidates[0]
     if not isinstance(baseline, Measured):
         raise LambdafitError(f"the fp32 model itself cannot run in onnxruntime: {baseline.error}")
@@ -356,11 +384,12 @@ def evaluate(prepared: Prepared, deps: Collaborators, progress: Progress) -> Eva
             why = prepared.size.over_budget(smallest.measurement.size_bytes, smallest.package_bytes)
             raise NoFitError(why, error.rejection) from None
         raise
-    notes = answers.notes
+    host = Host.read()
+    notes = answers.notes + host.carry_over(config.arch)
     if config.recipes == ("auto",) and len(plan) <= 2:
         notes += ("no quantized candidate: the graph has no Conv, MatMul or Gemm weights (tree ensembles and "
                   "ai.onnx.ml models are served as they are, slimmed)",)  # fmt: skip
-    return Evaluated(fit=fit, metric=metric, manifest=manifest, notes=notes)
+    return Evaluated(fit=fit, metric=metric, manifest=manifest, host=host, workers_peak_rss_mb=workers, notes=notes)
 
 
 def _interface(prepared: Prepared, provisional: Manifest, reference: Outputs) -> tuple[Manifest, Metric]:
@@ -388,7 +417,21 @@ def _interface(prepared: Prepared, provisional: Manifest, reference: Outputs) ->
             "name the output with --classifier-output"
         )
     charset = ctc_charset(metadata)
-    if labels is not None and classifier is None and charset is None and config.eval_data is not None:
+    floats = labels is not None and labels.dtype.kind == "f"
+    if floats and (classifier is not None or charset is not None) and config.metric is None:
+        raise DataError(
+            f"{prepared.data.eval.source}: 'labels' holds floats, which are regression targets, but the model "
+            f"{'classifies' if classifier is not None else 'reads text'}: give class indices or names (texts), "
+            "or --metric file.py:function"
+        )
+    if (
+        labels is not None
+        and not floats
+        and classifier is None
+        and charset is None
+        and config.eval_data is not None
+        and config.metric is None
+    ):
         raise DataError(
             f"{prepared.data.eval.source} has 'labels', but no output looks like class scores "
             f"({', '.join(s.describe() for s in prepared.outputs)}): name the one that holds them with "
@@ -399,11 +442,13 @@ def _interface(prepared: Prepared, provisional: Manifest, reference: Outputs) ->
         prepared.outputs,
         classifier=classifier,
         label_indices=label_indices(labels, names, prepared.data.eval.source, count)
-        if classifier is not None and labels is not None
+        if classifier is not None and labels is not None and not floats
         else None,
         label_names=names,
         text_labels=labels if labels is not None and labels.dtype.kind in "US" else None,
         charset=charset,
+        float_labels=labels if floats else None,
+        user=config.metric,
     )
     task = Task.CLASSIFICATION if classifier is not None else Task.GENERIC
     return replace(provisional, classifier_output=classifier, labels=names, task=task), metric
@@ -416,31 +461,69 @@ def _plan(config: PackConfig, baseline: Path, ctx: recipes.RecipeContext) -> lis
             torch_model=ctx.torch_model is not None,
             train_data=ctx.train is not None,
             student=ctx.student is not None,
+            arch=config.arch,
         )
     else:
         names = [recipes.BASELINE, *config.recipes]
     return [recipes.Recipe.parse(name) for name in dict.fromkeys(names)]
 
 
-def _candidate(
-    recipe: recipes.Recipe,
+def _measure(
+    plan: list[recipes.Recipe],
     prepared: Prepared,
     ctx: recipes.RecipeContext,
     deps: Collaborators,
-    reference: Outputs,
-    metric: Metric,
-    manifest: Manifest,
-) -> Candidate:
+    check: QualityCheck,
+    progress: Progress,
+) -> tuple[list[Candidate], float]:
+    """Every recipe applied and profiled in its own process, then every model that runs timed together,
+    interleaved; with the largest of those processes' peak memory."""
+    profiled: list[_Profiled | Failed] = []
+    for number, recipe in enumerate(plan, start=1):
+        progress(RecipeStep(number, len(plan), recipe.name))
+        profiled.append(_profile(recipe, prepared, ctx, deps, check))
+    runnable = [p for p in profiled if isinstance(p, _Profiled)]
+    if not runnable or runnable[0] is not profiled[0]:
+        return [p if isinstance(p, Failed) else Failed(p.recipe, "not timed: fp32 failed") for p in profiled], 0.0
+    progress(f"timing {len(runnable)} candidates interleaved in one process")
+    timings = deps.time([p.path for p in runnable], check.data, check.manifest)
+    latencies = dict(zip((p.recipe for p in runnable), timings.latencies, strict=True))
+    candidates: list[Candidate] = [
+        p if isinstance(p, Failed) else _measured(p, latencies[p.recipe], prepared) for p in profiled
+    ]
+    return candidates, max([timings.peak_rss_mb, *(p.profile.process_peak_rss_mb for p in runnable)])
+
+
+@dataclass(frozen=True)
+class _Profiled:
+    """A recipe's model with everything but its latency, which all candidates are timed for together."""
+
+    recipe: str
+    path: Path
+    profile: Profile
+    parameters: int
+
+
+def _profile(
+    recipe: recipes.Recipe, prepared: Prepared, ctx: recipes.RecipeContext, deps: Collaborators, check: QualityCheck
+) -> _Profiled | Failed:
     """One recipe applied and measured; its failure is a Failed candidate, never the end of the pack."""
     try:
         path = recipe.apply(prepared.baseline, ctx)
-        measured = deps.measure(path, prepared.data.eval, reference, metric, manifest)
+        profile = deps.measure(path, check)
         parameters = count_parameters(path)
     except Exception as exc:
         interrupt.check()  # a signal is no failed recipe
         return Failed(recipe.name, reason(exc), _detail(exc))
-    package = prepared.size.of(measured.size_bytes, measured.compressed_bytes)
-    return Measured(recipe.name, path, measured, package, parameters)
+    return _Profiled(recipe.name, path, profile, parameters)
+
+
+def _measured(profiled: _Profiled, latency: Latency, prepared: Prepared) -> Measured:
+    """Zipped bytes only when the budget counts them: compressing a 400 MB model takes seconds."""
+    compressed = compressed_size(profiled.path) if prepared.size.budget.zipped else None
+    measurement = Measurement.of(profiled.profile, latency, compressed)
+    package = prepared.size.of(measurement.size_bytes, compressed)
+    return Measured(profiled.recipe, profiled.path, measurement, package, profiled.parameters)
 
 
 def _detail(error: BaseException) -> str:
@@ -461,7 +544,7 @@ def assemble(prepared: Prepared, evaluated: Evaluated, deps: Collaborators, prog
         notes.append(f"torch -> ONNX parity: max abs difference {prepared.export_diff:.3g} at batch 3")
     cost = estimate(chosen.measurement.peak_rss_mb, chosen.measurement.p50_ms, config.arch)
     if config.package is PackageType.ZIP and not config.limit.zipped:
-        zipped = prepared.size.zipped_estimate(chosen.measurement.compressed_bytes)
+        zipped = prepared.size.zipped_estimate(compressed_size(chosen.path))
         if zipped > ZIP_UPLOAD_LIMIT:
             notes.append(
                 f"the zip is about {zipped / 1e6:.0f} MB zipped, over the 50 MB direct-upload limit: "
@@ -515,6 +598,12 @@ def assemble(prepared: Prepared, evaluated: Evaluated, deps: Collaborators, prog
             cost=cost,
             eval_rows=len(prepared.data.eval),
             export_max_abs_diff=prepared.export_diff,
+            host=evaluated.host,
+            resources=PackResources(
+                seconds=time.perf_counter() - prepared.started,
+                peak_rss_mb=peak_rss_mb(),
+                workers_peak_rss_mb=evaluated.workers_peak_rss_mb,
+            ),
         )
         report.write(root)
     return PackResult(config.bundle_dir, report)

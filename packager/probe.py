@@ -1,6 +1,11 @@
-"""Run in a fresh process by `measure`: what a cold Lambda pays to load a model, and its peak memory.
+"""Run in a fresh process by `measure`: what a cold Lambda pays to load a model, its peak memory, and,
+given a quality job, the model's quality over the evaluation data.
 
-python -m packager.probe MODEL.onnx FEED.npz   ->  one JSON line
+python -m packager.probe MODEL.onnx FEED.npz [QUALITY_JOB_FOLDER]  ->  one JSON line
+
+Cold start and peak memory are read before anything beyond the handler's own imports is loaded; the
+quality job (the evaluation data, fp32's outputs, the metric) is read after, so that a 100 M-parameter
+pack never holds a candidate's session and outputs in the packing process.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def main(model: str, feed_path: str) -> None:
+def main(model: str, feed_path: str, quality_path: str | None = None) -> None:
     start = time.perf_counter()
     import numpy as np
 
@@ -38,17 +43,23 @@ def main(model: str, feed_path: str) -> None:
         }
     session.run(None, feed)
     first = time.perf_counter()
-    print(
-        json.dumps(
-            {
-                "import_ms": (imported - start) * 1000,
-                "session_ms": (created - imported) * 1000,
-                "first_run_ms": (first - created) * 1000,
-                "peak_rss_mb": peak_rss_mb(),
-            }
-        )
-    )
+    result = {
+        "import_ms": (imported - start) * 1000,
+        "session_ms": (created - imported) * 1000,
+        "first_run_ms": (first - created) * 1000,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+    if quality_path is not None:
+        from handlers.runtime import ModelRuntime
+        from packager import quality_job
+        from packager.measure import predict
+
+        check = quality_job.read(Path(quality_path))
+        outputs = predict(ModelRuntime(manifest=check.manifest, session=session), check.data)
+        result["quality"] = check.metric.score(outputs, check.reference)
+        result["process_peak_rss_mb"] = peak_rss_mb()
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:4])

@@ -4,13 +4,14 @@ terminal table, report.json, report.md and report.png."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from packager.config import Budget, PackageType
 from packager.cost import CostEstimate
 from packager.fit import FitResult, Judged, Measured, Verdict
+from packager.host import Host
 
 COLUMNS = (
     "recipe",
@@ -19,7 +20,7 @@ COLUMNS = (
     "package MB / budget",
     "quality",
     "drop pts",
-    "p50 b1 ms",
+    "p50 b1 ms [95% CI]",
     "p95 b1 ms",
     "p50 b8 ms",
     "init ms",
@@ -46,7 +47,6 @@ def _cells(v: Verdict, judged: Judged, chosen: Measured | None, budget_bytes: in
         return dict.fromkeys(COLUMNS + EXTRA_COLUMNS, "-") | {"recipe": candidate.recipe, "verdict": verdict}
     m = candidate.measurement
     base = judged.baseline
-    p50, p50_ratio = f"{m.p50_ms:.3f}", f"{m.p50_ms / base.p50_ms:.2f}x"
     p50_b8, p50_b8_ratio = f"{m.p50_batch8_ms:.3f}", f"{m.p50_batch8_ms / base.p50_batch8_ms:.2f}x"
     package = f"{candidate.package_bytes / 1e6:.1f}"
     return {
@@ -57,7 +57,8 @@ def _cells(v: Verdict, judged: Judged, chosen: Measured | None, budget_bytes: in
         "package MB": package,
         "quality": f"{m.quality:.4f}",
         "drop pts": f"{100 * (v.drop or 0):+.2f}",
-        "p50 b1 ms": f"{p50} ({p50_ratio})",
+        "p50 b1 ms [95% CI]": _p50(m.p50_ms, *m.p50_interval, base.p50_ms),
+        "p50 b1 ms": f"{m.p50_ms:.3f} ({m.p50_ms / base.p50_ms:.2f}x)",
         "p95 b1 ms": f"{m.p95_ms:.3f}",
         "p50 b8 ms": f"{p50_b8} ({p50_b8_ratio})",
         "init ms": f"{m.init_ms:.0f}",
@@ -66,7 +67,12 @@ def _cells(v: Verdict, judged: Judged, chosen: Measured | None, budget_bytes: in
     }
 
 
-EXTRA_COLUMNS = ("package MB",)
+EXTRA_COLUMNS = ("package MB", "p50 b1 ms")
+"""Shorter forms the terminal table uses (packager.console)."""
+
+
+def _p50(p50: float, low: float, high: float, base: float) -> str:
+    return f"{p50:.3f} [{low:.3f}-{high:.3f}] ({p50 / base:.2f}x)"
 
 
 def _count(n: int) -> str:
@@ -74,6 +80,23 @@ def _count(n: int) -> str:
         if n >= size:
             return f"{n / size:.2f}{unit}"
     return str(n)
+
+
+@dataclass(frozen=True)
+class PackResources:
+    """What the pack itself cost: wall time and peak memory."""
+
+    seconds: float
+    peak_rss_mb: float
+    """The packing process's high-water mark (torch, the export, the recipes' transforms)."""
+    workers_peak_rss_mb: float
+    """The largest measuring or timing process's own high-water mark."""
+
+    def describe(self) -> str:
+        return (
+            f"Pack: {self.seconds:.1f} s; peak memory {self.peak_rss_mb:.0f} MB in the packing process, "
+            f"{self.workers_peak_rss_mb:.0f} MB in the largest measuring process."
+        )
 
 
 @dataclass(frozen=True)
@@ -88,6 +111,9 @@ class Report:
     cost: CostEstimate
     eval_rows: int
     export_max_abs_diff: float | None = None
+    host: Host | None = None
+    """The CPU the candidates were measured on."""
+    resources: PackResources | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -102,6 +128,10 @@ class Report:
             "export_max_abs_diff": self.export_max_abs_diff,
             "cost": self.cost.to_dict(),
             "eval_rows": self.eval_rows,
+            "measured_on": None
+            if self.host is None
+            else {"arch": self.host.arch, "cpu": self.host.model, "features": list(self.host.features)},
+            "pack": None if self.resources is None else asdict(self.resources),
             "candidates": [
                 v.candidate.to_dict() | {"eligible": v.eligible, "verdict": v.reason, "drop": v.drop}
                 for v in self.fit.verdicts
@@ -116,9 +146,11 @@ class Report:
             f"Chosen: **{fit.chosen.recipe}** ({fit.why}).",
             "",
             f"Quality is {fit.baseline.quality_kind}, on {self.eval_rows} rows. Latency is onnxruntime `run` with the",
-            "handler's session settings on the packing machine, median (p50) and p95; b1 and b8 are batch sizes,",
-            "ratios are against fp32. Init is session creation plus the first run in a fresh process; peak RSS is",
-            "that process's.",
+            "handler's session settings on the packing machine, every candidate in one process, interleaved in",
+            "rounds: p50 is the median of the rounds with its 95% confidence interval, p95 over every call; b1",
+            "and b8 are batch sizes, ratios are against fp32. Candidates whose intervals overlap count as equally",
+            "fast (the smaller wins); a candidate is slower than fp32 only when the intervals are apart. Init is",
+            "session creation plus the first run in a fresh process; peak RSS is that process's.",
             "",
             "| " + " | ".join(COLUMNS) + " |",
             "|" + "---|" * len(COLUMNS),
@@ -134,6 +166,8 @@ class Report:
         ]
         if self.export_max_abs_diff is not None:
             lines += ["", f"torch -> ONNX parity: max abs difference {self.export_max_abs_diff:.3g}."]
+        if self.resources is not None:
+            lines += ["", self.resources.describe()]
         if self.notes:
             lines += ["", "Notes:", ""] + [f"- {note}" for note in self.notes]
         return "\n".join(lines) + "\n"

@@ -81,9 +81,11 @@ class PackageSize:
     def base_bytes(self) -> int:
         return self.base.bytes if self.base is not None else 0
 
-    def of(self, model_bytes: int, model_compressed_bytes: int) -> int:
-        """The package a model of this size makes, as the budget counts it."""
+    def of(self, model_bytes: int, model_compressed_bytes: int | None) -> int:
+        """The package a model of this size makes, as the budget counts it (zipped bytes: zip-upload)."""
         if self.budget.zipped:
+            if model_compressed_bytes is None:
+                raise BundleError(f"the {self.budget.name} budget counts zipped bytes: measure the zipped model")
             return self.wheels.compressed_bytes + self.handler_bytes + model_compressed_bytes + self.base_bytes
         return self.wheels.installed_bytes + self.handler_bytes + model_bytes + self.base_bytes
 

@@ -6,6 +6,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from packager.config import Arch
+
 MATMUL_HEAVY = 4
 WEIGHT_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm", "LSTM", "GRU", "RNN", "Attention", "MatMulNBits")
 """Ops whose weights quantization shrinks; a graph without them (tree ensembles, ai.onnx.ml linear
@@ -36,11 +38,22 @@ def weight_ops(model: Path) -> int:
     return sum(ops[op] for op in WEIGHT_OPS)
 
 
-def auto_recipes(model: Path, *, torch_model: bool, train_data: bool, student: bool) -> list[str]:
+STATIC_SCHEMES: dict[Arch, tuple[str, ...]] = {
+    Arch.X86_64: ("int8-static", "int8-static-s8s8"),
+    Arch.ARM64: ("int8-static-s8s8", "int8-static"),
+}
+"""The calibrated int8 configurations worth measuring per target: signedness decides whether x86_64's
+fusions apply (U8S8 fast, S8S8 often slower than fp32); Arm's dot-product kernels take either. Earlier
+in the list wins a tie at equal size."""
+
+
+def auto_recipes(
+    model: Path, *, torch_model: bool, train_data: bool, student: bool, arch: Arch = Arch.X86_64
+) -> list[str]:
     ops = op_counts(model)
     if not sum(ops[op] for op in WEIGHT_OPS):
         return ["fp32", "slim"]
-    plan = ["fp32", "slim", "slim+fp16", "slim+int8-dynamic", "slim+int8-static"]
+    plan = ["fp32", "slim", "slim+fp16", "slim+int8-dynamic", *(f"slim+{scheme}" for scheme in STATIC_SCHEMES[arch])]
     if ops["MatMul"] + ops["Gemm"]:
         plan.append("slim+int8-dynamic-matmul")
     if ops["MatMul"] >= MATMUL_HEAVY:

@@ -31,6 +31,8 @@ class RecipeContext:
     """Rows per calibration batch: the graph's own batch when it is fixed."""
     done: dict[tuple[str, ...], Path | RecipeError] = field(default_factory=dict)
     """Each chain prefix already computed (or failed), so `slim` runs once for every `slim+X`."""
+    quantization_inputs: dict[Path, Path] = field(default_factory=dict)
+    """Each step input at the opset QDQ needs and pre-processed, so every static int8 scheme reuses it."""
 
 
 class Transform(ABC):

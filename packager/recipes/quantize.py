@@ -1,10 +1,24 @@
 """int8 quantization with onnxruntime.quantization: dynamic (int8 weights, activations quantized at
-run time), all ops or MatMul/Gemm only, and static (calibrated activations, per-channel weights, QDQ)."""
+run time), all ops or MatMul/Gemm only, and static (calibrated activations, per-channel weights) in
+the configurations that matter for speed on the target CPU, each a `StaticScheme`.
+
+Which configuration is fast depends on the CPU's int8 kernels, so lambdafit measures rather than
+assumes: on x86_64 (onnxruntime 1.32) unsigned activations with signed weights (U8S8) let the QDQ
+fusions turn Conv and MatMul into integer kernels (VPDPBUSD with VNNI, VPMADDUBSW on AVX2), while
+signed activations (S8S8) leave many Convs in fp32 between Q/DQ pairs; Arm's dot-product kernels take
+both. `--recipes auto` offers both and the fitter keeps the faster at equal quality. The fusions need
+graph optimization EXTENDED or higher, which the handler's session (ORT_ENABLE_ALL) has.
+
+All static schemes of one model share one calibration (the activation ranges do not depend on the
+integer types): the first computes it, the others read onnxruntime's calibration cache.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import shutil
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -53,7 +67,55 @@ class Int8DynamicMatMul(_Int8Dynamic):
     op_types = ("MatMul", "Gemm")
 
 
+class IntType(StrEnum):
+    U8 = "uint8"
+    S8 = "int8"
+
+
+class Format(StrEnum):
+    QDQ = "qdq"
+    """QuantizeLinear/DequantizeLinear pairs around float ops; onnxruntime fuses them at session creation."""
+    QOPERATOR = "qoperator"
+    """Integer operators (QLinearConv, QLinearMatMul, ...) written into the graph."""
+
+
+@dataclass(frozen=True)
+class StaticScheme:
+    """One configuration of calibrated int8: what `quantize_static` is asked for."""
+
+    activations: IntType
+    weights: IntType = IntType.S8
+    format: Format = Format.QDQ
+    per_channel: bool = True
+    reduce_range: bool = False
+    """7-bit weights: U8S8 products cannot saturate VPMADDUBSW's int16 sums on CPUs without VNNI."""
+
+    def __post_init__(self) -> None:
+        if self.format is Format.QOPERATOR and self.activations is IntType.S8 and self.weights is IntType.U8:
+            raise RecipeError("onnxruntime has no QOperator kernels for int8 activations with uint8 weights")
+
+    @property
+    def label(self) -> str:
+        kind = {IntType.U8: "U8", IntType.S8: "S8"}
+        return f"{kind[self.activations]}{kind[self.weights]}"
+
+    def describe(self) -> str:
+        weights = "7-bit" if self.reduce_range else ("per-channel" if self.per_channel else "per-tensor")
+        return f"{self.label} {self.format.value.upper()}, {weights} weights"
+
+
 class Int8Static(Transform):
+    """Calibrated int8 in one `StaticScheme` (a registry line passes the scheme's fields)."""
+
+    def __init__(
+        self,
+        activations: str = IntType.U8,
+        weights: str = IntType.S8,
+        format: str = Format.QDQ,
+        reduce_range: bool = False,
+    ) -> None:
+        self.scheme = StaticScheme(IntType(activations), IntType(weights), Format(format), reduce_range=reduce_range)
+
     def apply(self, source: Path, target: Path, ctx: RecipeContext) -> None:
         from onnxruntime.quantization import CalibrationMethod as OrtMethod
         from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
@@ -63,20 +125,35 @@ class Int8Static(Transform):
             CalibrationMethod.ENTROPY: OrtMethod.Entropy,
             CalibrationMethod.PERCENTILE: OrtMethod.Percentile,
         }
-        prepared = _prepare(upgrade_opset(source, target, QDQ_MIN_OPSET), target)
+        types = {IntType.U8: QuantType.QUInt8, IntType.S8: QuantType.QInt8}
+        formats = {Format.QDQ: QuantFormat.QDQ, Format.QOPERATOR: QuantFormat.QOperator}
+        scheme = self.scheme
+        prepared = _prepared(source, ctx)
         quantize_static(
             str(prepared),
             str(target),
-            calibration_data_reader=_Reader(ctx.calibration, ctx.calibration_rows),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QInt8,
-            weight_type=QuantType.QInt8,
+            calibration_data_reader=CalibrationReader(ctx.calibration, ctx.calibration_rows),
+            quant_format=formats[scheme.format],
+            per_channel=scheme.per_channel,
+            reduce_range=scheme.reduce_range,
+            activation_type=types[scheme.activations],
+            weight_type=types[scheme.weights],
             calibrate_method=methods[ctx.calibration_method],
-            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+            extra_options={"ActivationSymmetric": False, "WeightSymmetric": scheme.weights is IntType.S8},
+            calibration_cache_path=prepared.with_name(f"{prepared.stem}.{ctx.calibration_method.value}.ranges.json"),
         )
-        _cleanup(prepared, source)
-        _require_quantized(target, "static")
+        _require_quantized(target, "static")  # the prepared input stays: the other schemes share it
+
+
+def _prepared(source: Path, ctx: RecipeContext) -> Path:
+    """The step's input at the opset QDQ needs, pre-processed: once per input, for every static scheme."""
+    done = ctx.quantization_inputs.get(source)
+    if done is not None and done.is_file():
+        return done
+    stem = ctx.work_dir / f"{source.stem}-int8-input.onnx"
+    prepared = _prepare(upgrade_opset(source, stem, QDQ_MIN_OPSET), stem)
+    ctx.quantization_inputs[source] = prepared
+    return prepared
 
 
 def upgrade_opset(source: Path, target: Path, opset: int) -> Path:
@@ -168,7 +245,7 @@ def _quantizable(path: Path) -> bool:
     return weight_ops(path) > 0
 
 
-class _Reader(CalibrationDataReader):  # type: ignore[misc]
+class CalibrationReader(CalibrationDataReader):  # type: ignore[misc]
     """onnxruntime's CalibrationDataReader protocol over a Dataset, a few rows at a time."""
 
     def __init__(self, data: Dataset, rows: int) -> None:

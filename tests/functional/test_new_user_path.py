@@ -47,7 +47,8 @@ def test_init_writes_the_options_and_what_it_found(project: Project) -> None:
 
 def test_pack_reads_the_file(project: Project) -> None:
     assert f"options from {project.folder / 'lambdafit.toml'}" in project.pack.stderr
-    assert "chose slim" in project.pack.stdout and "wrote build/digits" in project.pack.stdout
+    assert re.search(r"^slim ", project.pack.stdout, re.MULTILINE), project.pack.stdout  # the file's recipes
+    assert re.search(r"chose (slim|fp32):", project.pack.stdout) and "wrote build/digits" in project.pack.stdout
     app = json.loads((project.bundle / "bundle.json").read_text())["app"]
     assert (app["package_type"], app["api"], app["auth"]) == ("zip", "http", "iam")
     manifest = json.loads((project.bundle / "function" / "model" / "manifest.json").read_text())

@@ -9,13 +9,16 @@ from __future__ import annotations
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from packager.measure import Measurement
+from packager.measure import Profile
 from packager.pack import Collaborators
+from packager.quality_job import QualityCheck
 from packager.recipes.base import RecipeContext, Transform
 from packager.recipes.registry import STEPS, Step
+from packager.timing import Latency, Timings
 from packager.wheels import WheelSet
 
 FIGURES = {
@@ -37,10 +40,22 @@ class Copy(Transform):
         shutil.copyfile(source, target)
 
 
-def fake_measure(path: Path, data: Any, reference: Any, metric: Any, manifest: Any) -> Measurement:
-    size, quality, p50, init, rss = FIGURES.get(path.stem.split("+")[-1], FIGURES["fp32"])
+def _figures(path: Path) -> tuple[int, float, float, float, float]:
+    return FIGURES.get(path.stem.split("+")[-1], FIGURES["fp32"])
+
+
+def fake_measure(path: Path, check: QualityCheck) -> Profile:
+    size, quality, _, init, rss = _figures(path)
     time.sleep(0.05)
-    return Measurement(size, size // 2, quality, metric.kind, p50, p50 * 1.3, p50 * 5.2, p50 * 6, init, rss)
+    return Profile(size, quality, check.metric.kind, init, rss)
+
+
+def fake_time(paths: Sequence[Path], data: Any, manifest: Any) -> Timings:
+    latencies = []
+    for path in paths:
+        p50 = _figures(path)[2]
+        latencies.append(Latency(p50, p50 * 0.97, p50 * 1.03, p50 * 1.3, p50 * 5.2, p50 * 6, 15))
+    return Timings(tuple(latencies), 90.0)
 
 
 def fake_wheels(python: str, arch: Any, extras: tuple[str, ...]) -> WheelSet:
@@ -55,7 +70,7 @@ def fake_upload(store: Any, model: Path, manifest: Any) -> Any:
     raise AssertionError("no uploads here")
 
 
-FAKES = Collaborators(wheels=fake_wheels, measure=fake_measure, upload=fake_upload, probe=fake_probe)
+FAKES = Collaborators(wheels=fake_wheels, measure=fake_measure, time=fake_time, upload=fake_upload, probe=fake_probe)
 
 
 def install() -> None:

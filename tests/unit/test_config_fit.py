@@ -8,7 +8,7 @@ import pytest
 
 from packager.config import Arch, Budget, Objective, PackageType, PackConfig, resolve
 from packager.errors import LambdafitError, NoFitError
-from packager.fit import Failed, Measured, Rejection, choose
+from packager.fit import LATENCY_RESOLUTION, Failed, Measured, Rejection, choose, interval
 from packager.measure import Measurement
 
 
@@ -50,12 +50,14 @@ def test_pack_config_validates_names_and_drop() -> None:
     assert PackConfig(model="m.onnx", name="ok", output_dir=Path("out")).bundle_dir == Path("out/ok")
 
 
-def m(size: int, quality: float, p50: float) -> Measurement:
-    return Measurement(size, size, quality, "accuracy", p50, p50, p50, p50, 10.0, 100.0)
+def m(size: int, quality: float, p50: float, spread: float = 0.1) -> Measurement:
+    """A measurement whose p50 interval reaches `spread` of the median either side."""
+    low, high = p50 * (1 - spread), p50 * (1 + spread)
+    return Measurement(size, size, quality, "accuracy", p50, p50, p50, p50, 10.0, 100.0, low, high, 15)
 
 
-def cand(name: str, size: int, quality: float, p50: float, fixed: int = 100) -> Measured:
-    return Measured(name, Path(name), m(size, quality, p50), fixed + size, parameters=size)
+def cand(name: str, size: int, quality: float, p50: float, fixed: int = 100, spread: float = 0.1) -> Measured:
+    return Measured(name, Path(name), m(size, quality, p50, spread), fixed + size, parameters=size)
 
 
 def test_choose_prefers_fast_then_small_within_drop_and_budget() -> None:
@@ -95,11 +97,36 @@ def test_nothing_fits_names_the_closest_candidate_and_keeps_what_was_measured() 
     ]
 
 
-def test_differences_under_twenty_microseconds_are_ties_won_by_the_smaller() -> None:
-    base = cand("fp32", 400, 0.98, 0.020)
-    cands = [base, cand("fp16", 200, 0.98, 0.015), cand("int8", 100, 0.98, 0.021)]
+def test_overlapping_intervals_are_ties_won_by_the_smaller() -> None:
+    base = cand("fp32", 400, 0.98, 0.020, spread=0.05)
+    fast = cand("fp16", 200, 0.98, 0.0150, spread=0.05)
+    cands = [base, fast, cand("int8", 100, 0.98, 0.0158, spread=0.05), cand("int4", 50, 0.98, 0.019, spread=0.05)]
     result = choose(cands, base.measurement, budget_bytes=10_000, max_drop=0.01, objective=Objective.LATENCY)
+    assert result.chosen.recipe == "int8"  # its interval overlaps the fastest's; int4's does not
+
+
+def test_slower_than_fp32_only_when_the_intervals_are_apart() -> None:
+    base = cand("fp32", 400, 0.98, 1.0, spread=0.05)
+    noisy, slow = cand("noisy", 100, 0.98, 1.3, spread=0.4), cand("slow", 90, 0.98, 1.3, spread=0.05)
+    result = choose([base, noisy, slow], base.measurement, budget_bytes=10_000, max_drop=0.01, objective=Objective.SIZE)
+    reasons = {v.candidate.recipe: v.reason for v in result.verdicts}
+    assert (result.chosen.recipe, reasons["slow"]) == ("noisy", "1.30x slower than fp32")
+    allowed = choose(
+        [base, noisy, slow], base.measurement, budget_bytes=10_000, max_drop=0.01, objective=Objective.SIZE,
+        allow_slower=True,
+    )  # fmt: skip
+    assert (allowed.chosen.recipe, allowed.verdicts[2].reason) == ("slow", "fits, 1.30x slower than fp32")
+
+
+def test_an_interval_is_never_narrower_than_the_resolution() -> None:
+    """Single figures (no interval) 1% apart: one process cannot tell them apart from another's."""
+    base = cand("fp32", 400, 0.98, 1.0, spread=0.0)
+    result = choose(
+        [base, cand("int8", 100, 0.98, 1.01, spread=0.0)], base.measurement, budget_bytes=10_000, max_drop=0.01,
+        objective=Objective.LATENCY,
+    )  # fmt: skip
     assert result.chosen.recipe == "int8"
+    assert interval(base.measurement) == pytest.approx((1 - LATENCY_RESOLUTION, 1 + LATENCY_RESOLUTION))
 
 
 def test_a_zip_budget_implies_a_zip_package_for_every_caller() -> None:

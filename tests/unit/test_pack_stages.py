@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,12 @@ from handlers.contract import S3Uri
 from handlers.manifest import Manifest
 from packager.config import Budget, PackageType, PackConfig
 from packager.errors import NoFitError
-from packager.measure import Measurement
+from packager.measure import Profile
 from packager.pack import Collaborators, pack
+from packager.quality_job import QualityCheck
 from packager.recipes.base import RecipeContext, Transform
 from packager.recipes.registry import STEPS, Step
+from packager.timing import Latency, Timings
 from packager.wheels import WheelSet
 
 RUNS: Counter[str] = Counter()
@@ -63,12 +66,21 @@ def tiny_model(path: Path) -> Path:
     return path
 
 
-def fake_measure(path: Path, data: Any, reference: Any, metric: Any, manifest: Any) -> Measurement:
+def fake_measure(path: Path, check: QualityCheck) -> Profile:
     """Size and quality by the last step in the file name: the recipe's own figures, deterministic."""
     last = path.stem.split("+")[-1]
     size = SIZES.get(last, 4000)
     quality = 0.9 if last == "lossy" else 1.0
-    return Measurement(size, size // 2, quality, metric.kind, 1.0, 1.1, 2.0, 2.2, 5.0, 80.0)
+    return Profile(size, quality, check.metric.kind, 5.0, 80.0)
+
+
+TIMED: list[list[str]] = []
+
+
+def fake_time(paths: Sequence[Path], data: Any, manifest: Any) -> Timings:
+    """Every candidate equally fast: ties go to the smaller."""
+    TIMED.append([path.stem for path in paths])
+    return Timings(tuple(Latency(1.0, 0.95, 1.05, 1.1, 2.0, 2.2, 15) for _ in paths), 90.0)
 
 
 def fake_wheels(python: str, arch: Any, extras: tuple[str, ...]) -> WheelSet:
@@ -87,7 +99,7 @@ def fake_probe(path: Path, data: Any, rows: int) -> dict[str, float]:
     return {"peak_rss_mb": 80.0 + rows}
 
 
-FAKES = Collaborators(wheels=fake_wheels, measure=fake_measure, upload=fake_upload, probe=fake_probe)
+FAKES = Collaborators(wheels=fake_wheels, measure=fake_measure, time=fake_time, upload=fake_upload, probe=fake_probe)
 
 
 def config(tmp_path: Path, **changes: Any) -> PackConfig:
@@ -97,8 +109,10 @@ def config(tmp_path: Path, **changes: Any) -> PackConfig:
 
 def test_every_chain_prefix_runs_once(tmp_path: Path) -> None:
     recipes = ("copy", "copy+shrink", "copy+shrink+lossy", "copy+broken", "copy+broken+shrink")
+    TIMED.clear()
     result = pack(config(tmp_path, recipes=recipes), collaborators=FAKES)
     assert RUNS == {"copy": 1, "shrink": 1, "lossy": 1, "broken": 1}
+    assert TIMED == [["fp32", "copy", "copy+shrink", "copy+shrink+lossy"]]  # every model that runs, timed together
     verdicts = {v.candidate.recipe: v.reason for v in result.fit.verdicts}
     assert (
         verdicts["copy+broken"]
@@ -204,3 +218,10 @@ def test_the_template_environment_is_the_settings_the_emulator_uses(tmp_path: Pa
     assert str(opened.settings.cache_dir) == "/elsewhere"  # this process's environment wins, as documented
     dockerfile = (result.bundle / "function" / "Dockerfile").read_text()
     assert re.search(r'CMD \["handlers\.lambda_function\.lambda_handler"\]', dockerfile)
+
+
+def test_a_metric_of_the_users_own_is_the_one_reported(tmp_path: Path) -> None:
+    metric = tmp_path / "metric.py"
+    metric.write_text("def close(outputs, reference):\n    return 1.0\n")
+    result = pack(config(tmp_path, recipes=("copy",), metric=f"{metric}:close"), collaborators=FAKES)
+    assert json.loads((result.bundle / "report.json").read_text())["quality_kind"] == "close() from metric.py"

@@ -14,8 +14,10 @@ from handlers.errors import reason
 from handlers.manifest import Manifest, TensorSpec
 from packager import measure
 from packager.classify import class_labels, metadata_labels
+from packager.data import Dataset
 from packager.errors import LambdafitError, RecipeError
 from packager.quality import CtcExactMatch, Fidelity, pick_metric
+from packager.quality_job import QualityCheck
 from packager.recipes.base import Recipe, RecipeContext, Transform
 from packager.recipes.registry import STEPS, Step
 
@@ -74,7 +76,9 @@ def test_class_names_from_the_graph_come_after_every_other_source() -> None:
     assert class_labels(2, given=("a", "b"), **kwargs) == ("a", "b")
 
 
-def test_a_candidate_that_crashes_onnxruntime_is_one_failed_candidate(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_candidate_that_crashes_onnxruntime_is_one_failed_candidate(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """torch.nn.GRU's slim+fp16 graph segfaults onnxruntime 1.32 at session creation: the fresh process
     meets it first, and the packager only hears a signal."""
 
@@ -86,12 +90,12 @@ def test_a_candidate_that_crashes_onnxruntime_is_one_failed_candidate(monkeypatc
 
     monkeypatch.setattr(measure, "run_child", crashed)
     monkeypatch.setattr(measure, "candidate_runtime", never)
-    data: Any = type("Data", (), {"feed": lambda self, rows: {"x": np.zeros((rows, 2), np.float32)}})()
+    data = Dataset({"x": np.zeros((4, 2), np.float32)}, {"x": 0}, None, "test")
     manifest = Manifest(
         "m", "v", "", (TensorSpec("x", "float32", ("batch", 2)),), (TensorSpec("y", "float32", ("batch",)),)
     )
     with pytest.raises(LambdafitError, match=r"onnxruntime crashed \(SIGSEGV\)"):
-        measure.measure(Path("model.onnx"), data, {}, Fidelity(), manifest)
+        measure.measure(tmp_path / "model.onnx", QualityCheck(data, {}, Fidelity(), manifest))
 
 
 class _Asserts(Transform):
