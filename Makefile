@@ -9,7 +9,7 @@ EMULATION ?= ../shared/lambda-emulation
 export LAMBDAFIT_PYTHON ?= 3.11
 DIGITS := examples/digits
 
-.PHONY: venv system emulation digits demo test quick lint unit functional integration bench clean
+.PHONY: venv system emulation digits demo test quick lint unit functional hostile integration bench clean
 APT_PACKAGES := chromium fonts-dejavu-core zip wrk
 
 $(VENV)/.installed: pyproject.toml handlers/requirements.txt requirements/constraints.txt
@@ -51,11 +51,14 @@ unit: venv
 functional: venv system digits
 	$(BIN)/pytest -q tests/functional
 
+hostile: venv system digits
+	$(BIN)/pytest -q tests/hostile
+
 integration: venv digits emulation
 	$(BIN)/pytest -q tests/integration
 
 test: venv system digits emulation lint
-	$(BIN)/pytest -q tests/unit tests/functional tests/integration
+	$(BIN)/pytest -q tests/unit tests/functional tests/hostile tests/integration
 
 # The edit-test loop: unit and functional tests without the minutes-long fits and soaks, no Docker.
 quick: venv system digits

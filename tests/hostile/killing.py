@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 DIGITS = ROOT / "examples" / "digits"
+PROGRESS_PREFIX = re.compile(r"^(\.\.\. |\d{4}-\d\d-\d\d \d\d:\d\d:\d\d )")
 THIRD_PARTY_TMP = frozenset({".ses", "torchinductor_root"})
 """What an uninterrupted pack leaves in TMPDIR too: onnxruntime's session stamp and torch's cache folder."""
 
@@ -107,7 +109,7 @@ def kill_pack(point: KillPoint, signum: int, output: Path, *, group: bool, timeo
                 assert process.stderr is not None
                 for line in process.stderr:
                     lines.append(line)
-                    if line.removeprefix("... ").startswith(point.after):
+                    if progress_text(line).startswith(point.after):
                         seen.set()
                 seen.set()
 
@@ -141,6 +143,11 @@ def kill_pack(point: KillPoint, signum: int, output: Path, *, group: bool, timeo
                 out_left=sorted(p.name for p in output.iterdir()),
                 processes_left=_session_members(process.pid),
             )
+
+
+def progress_text(line: str) -> str:
+    """A progress line without its timestamp (a pipe) or its '... ' (older releases)."""
+    return PROGRESS_PREFIX.sub("", line, count=1)
 
 
 def digest(path: Path) -> str:

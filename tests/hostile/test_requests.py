@@ -246,8 +246,8 @@ def test_a_5xx_is_counted_by_function_version(
     assert handler(event, LambdaContext(function_name="digits", function_version="12"))["statusCode"] == 503
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
     server = [line for line in lines if "ServerErrors" in line]
-    assert server and server[0]["FunctionVersion"] == "12" and server[0]["ServerErrors"] == [1.0]
-    assert "FunctionVersion" in server[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0]
+    assert server and server[0]["FunctionVersion"] == "12" and server[0]["ServerErrors"] == 1  # EMF: a number
+    assert server[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service", "FunctionVersion"]]
 
 
 # Class 10: inputs people really send.
