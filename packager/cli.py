@@ -114,7 +114,8 @@ def pack(
         str | None,
         typer.Option(
             help="for a Hugging Face checkpoint folder: text-classification, token-classification, question-answering, "
-            "fill-mask, feature-extraction or image-classification [default: from config.json's architectures]"
+            "fill-mask, feature-extraction, image-classification or text-generation (a decoder served through an "
+            "OpenAI-compatible, streaming API; --eval takes held-out text) [default: from config.json's architectures]"
         ),
     ] = None,
 ) -> None:
@@ -180,10 +181,10 @@ def pack(
 
 
 def _print_table(name: str, judged: Judged, budget_bytes: int) -> None:
-    from packager.report import COLUMNS, rows
+    from packager.report import columns, rows
 
     table = Table(title=f"candidates for {name} (quality: {judged.baseline.quality_kind})")
-    for column in COLUMNS:
+    for column in columns(judged):
         text = column in ("recipe", "verdict")
         table.add_column(column, justify="left" if text else "right", no_wrap=column == "recipe")
     for row in rows(judged, budget_bytes):

@@ -28,7 +28,18 @@ COLUMNS = (
 )
 
 
+def columns(judged: Judged) -> tuple[str, ...]:
+    """The table's columns: a text-generation pack's have generation metrics (packager.generate.report)."""
+    from packager.generate import report as generation
+
+    return generation.COLUMNS if generation.is_generation(judged) else COLUMNS
+
+
 def rows(judged: Judged, budget_bytes: int) -> list[tuple[str, ...]]:
+    from packager.generate import report as generation
+
+    if generation.is_generation(judged):
+        return generation.rows(judged, budget_bytes)
     chosen = judged.chosen if isinstance(judged, FitResult) else None
     return [_row(v, judged, chosen, budget_bytes) for v in judged.verdicts]
 
@@ -42,7 +53,7 @@ def _row(v: Verdict, judged: Judged, chosen: Measured | None, budget_bytes: int)
     base = judged.baseline
     return (
         candidate.recipe,
-        _count(candidate.parameters),
+        format_count(candidate.parameters),
         f"{m.size_bytes / 1e6:.3f}",
         f"{candidate.package_bytes / 1e6:.1f} / {budget_bytes / 1e6:.0f}",
         f"{m.quality:.4f}",
@@ -56,7 +67,7 @@ def _row(v: Verdict, judged: Judged, chosen: Measured | None, budget_bytes: int)
     )
 
 
-def _count(n: int) -> str:
+def format_count(n: int) -> str:
     for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if n >= size:
             return f"{n / size:.2f}{unit}"
