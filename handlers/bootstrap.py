@@ -99,6 +99,8 @@ class RuntimeApi:
             self._conn.close()
         self._conn = None
 
+    close = _reset
+
     def _post(self, path: str, body: bytes, headers: dict[str, str]) -> int:
         conn = self._connection()
         try:
@@ -224,13 +226,18 @@ def serve(api: RuntimeApi, handler: Handler, environ: dict[str, str], *, invocat
 
     buffered = flag(environ.get(ENV_SAM_LOCAL), ENV_SAM_LOCAL)
     count = 0
-    while invocations is None or count < invocations:
-        delivery = invoke_once(api, handler, environ, buffered=buffered)
-        if not delivery.complete and delivery.error:
-            from handlers.logs import logger
+    try:
+        while invocations is None or count < invocations:
+            delivery = invoke_once(api, handler, environ, buffered=buffered)
+            if not delivery.complete and delivery.error:
+                from handlers.logs import logger
 
-            logger.warning("answer not delivered whole", extra={"reason": delivery.error, "bytes": delivery.body_bytes})
-        count += 1
+                logger.warning(
+                    "answer not delivered whole", extra={"reason": delivery.error, "bytes": delivery.body_bytes}
+                )
+            count += 1
+    finally:
+        api.close()
 
 
 def main() -> None:

@@ -39,7 +39,7 @@ class EvalOptions:
     """onnxruntime's intra-op threads; 0 keeps the bundle's default (its cores)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GenerationMeasurement(Measurement):
     perplexity: float
     agreement: float
