@@ -2,7 +2,8 @@
 (onnxruntime-genai and numpy only, no torch).
 
     python -m packager.generate.probe MODEL_DIR TEXT_FILE ARGMAX.npy [--window 512] [--max-tokens 8192]
-        [--prompt-tokens 32] [--new-tokens 64] [--reps 3] [--threads N]   ->  one JSON line
+        [--prompt-tokens 32 | --prompt-ids IDS.json] [--new-tokens 64,256] [--reps 3] [--threads N]
+        ->  one JSON line
 
 - perplexity: the text's tokens in windows of `window`, each scored in one forward pass from an empty cache;
   the argmax at every scored position goes to ARGMAX.npy (the greedy next token, compared with fp32's);
@@ -95,38 +96,55 @@ def generate(model: Any, prompt: Any, new_tokens: int, max_length: int | None = 
 
 
 def main() -> None:
+    import numpy as np
+
     parser = argparse.ArgumentParser()
     parser.add_argument("model_dir", type=Path)
     parser.add_argument("text", type=Path)
     parser.add_argument("argmax", type=Path)
     parser.add_argument("--window", type=int, default=512)
-    parser.add_argument("--max-tokens", type=int, default=8192)
+    parser.add_argument("--max-tokens", type=int, default=8192, help="held-out tokens to score (0: none)")
     parser.add_argument("--prompt-tokens", type=int, default=32)
-    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--prompt-ids", type=Path, help="a JSON list of token ids to prompt with instead")
+    parser.add_argument("--new-tokens", default="64", help="comma list: generation lengths to time")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args()
     started = time.perf_counter()
     model, tokenizer, load_ms = load(args.model_dir, args.threads or None)
     context = int(json.loads((args.model_dir / "genai_config.json").read_text())["model"]["context_length"])
-    ids = tokenizer.encode(args.text.read_text(encoding="utf-8"))[: args.max_tokens + 1]
+    encoded = tokenizer.encode(args.text.read_text(encoding="utf-8"))
     window = max(1, min(args.window, context - 1))
-    nll, count = perplexity(model, ids, window, args.argmax)
-    prompt = ids[: args.prompt_tokens]
-    new_tokens = max(2, min(args.new_tokens, context - len(prompt)))
-    generate(model, prompt, min(new_tokens, 8))
-    runs = [generate(model, prompt, new_tokens) for _ in range(args.reps)]
+    nll, count = perplexity(model, encoded[: args.max_tokens + 1] if args.max_tokens else encoded[:0], window,
+                            args.argmax)  # fmt: skip
+    if args.prompt_ids:
+        prompt = np.asarray(json.loads(args.prompt_ids.read_text()), dtype=np.int32)
+    else:
+        prompt = encoded[: args.prompt_tokens]
+    speed = {}
+    for wanted in (int(n) for n in args.new_tokens.split(",")):
+        new_tokens = max(2, min(wanted, context - len(prompt)))
+        generate(model, prompt, min(new_tokens, 8))
+        runs = [generate(model, prompt, new_tokens) for _ in range(args.reps)]
+        speed[str(wanted)] = {
+            "new_tokens": new_tokens,
+            "ttft_ms": statistics.median(r[0] for r in runs) * 1000,
+            "tokens_per_s": statistics.median(r[1] for r in runs),
+            "ms_per_token": [1000 / r[1] for r in runs],
+        }
     generate(model, prompt, 4, max_length=context)
+    first = next(iter(speed.values()))
     print(
         json.dumps(
             {
                 "load_ms": load_ms,
                 "nll": nll,
                 "tokens": count,
-                "ttft_ms": statistics.median(r[0] for r in runs) * 1000,
-                "tokens_per_s": statistics.median(r[1] for r in runs),
-                "ms_per_token": [1000 / r[1] for r in runs],
-                "new_tokens": new_tokens,
+                "ttft_ms": first["ttft_ms"],
+                "tokens_per_s": first["tokens_per_s"],
+                "ms_per_token": first["ms_per_token"],
+                "speed": speed,
+                "prompt_tokens": len(prompt),
                 "context_length": context,
                 "peak_rss_mb": peak_rss_mb(),
                 "seconds": time.perf_counter() - started,
