@@ -16,7 +16,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from handlers.errors import BadRequestError, ModelNotReadyError, NotFoundError, ServiceError
+from handlers.app import read_json
+from handlers.errors import (
+    BadRequestError,
+    ManifestError,
+    MethodNotAllowedError,
+    ModelNotReadyError,
+    NotFoundError,
+    ServiceError,
+    reason,
+)
+from handlers.events import Response
 from handlers.generation import FinishReason, Generation, GenerationRequest, LanguageModel, Sampling
 from handlers.logs import logger
 from handlers.routes import GENERATION_ROUTES, RouteTable
@@ -24,7 +34,7 @@ from handlers.streaming import SSE_HEADERS, StreamingResponse, sse
 
 if TYPE_CHECKING:
     from handlers.contract import RuntimeSettings
-    from handlers.events import Request, Response
+    from handlers.events import Request
     from handlers.metrics import RequestMetrics
 
 ROLES = ("system", "developer", "user", "assistant")
@@ -42,9 +52,8 @@ class InvalidRequestError(BadRequestError):
 
 
 def error_body(error: ServiceError) -> dict[str, Any]:
+    """OpenAI's error object: what the client failed at is an invalid_request_error, the rest server_error."""
     kind = "invalid_request_error" if error.status < 500 else "server_error"
-    if error.status == 404:
-        kind = "invalid_request_error"
     return {"error": {"message": error.message, "type": kind, "param": getattr(error, "param", None),
                       "code": error.code}}  # fmt: skip
 
@@ -251,8 +260,6 @@ class Holder:
             self.load()
 
     def load(self) -> None:
-        from handlers.errors import ManifestError, reason
-
         assert self.settings is not None
         try:
             self.model = LanguageModel.load(self.settings)
@@ -289,16 +296,15 @@ class GenerationEndpoint:
         """When the current invocation must have answered (from Lambda's context)."""
 
     def handle(self, request: Request, version: str = "$LATEST") -> Response:
-        from handlers.errors import MethodNotAllowedError
-
         try:
             match = self.table.match(request.method, request.path)
             if match is None:
                 allowed = self.table.allowed(request.path)
                 if allowed:
-                    raise MethodNotAllowedError(
-                        f"{request.method} {request.path} is not supported; use {', '.join(allowed)}"
-                    )
+                    methods = ", ".join(allowed)
+                    refused = self.error(MethodNotAllowedError(f"{request.method} {request.path} takes {methods}"))
+                    refused.headers["Allow"] = methods
+                    return refused
                 raise NotFoundError(f"no route {request.method} {request.path}; the routes are {self.table.describe()}")
             answer: Callable[..., Response] = getattr(self, match.route.endpoint)
             return answer(request, **match.params)
@@ -311,8 +317,6 @@ class GenerationEndpoint:
             return self.error(ServiceError("the service failed to answer this request; see its logs"), version)
 
     def error(self, error: ServiceError, version: str = "$LATEST") -> Response:
-        from handlers.events import Response
-
         if error.status >= 500:
             self.metrics.single("ServerErrors", "FunctionVersion", version)
         self.metrics.single("Errors", "code", error.code)
@@ -321,8 +325,6 @@ class GenerationEndpoint:
     # The routes' endpoints, as named in handlers.routes.GENERATION_ROUTES.
 
     def health(self, request: Request) -> Response:
-        from handlers.events import Response
-
         try:
             self.holder.require()
         except ModelNotReadyError:
@@ -331,14 +333,10 @@ class GenerationEndpoint:
         return Response(200, json.dumps({"status": "ok", "model_ready": True}))
 
     def list_models(self, request: Request) -> Response:
-        from handlers.events import Response
-
         model = self.holder.require()
         return Response(200, json.dumps({"object": "list", "data": [_model_card(model)]}))
 
     def retrieve_model(self, request: Request, model: str) -> Response:
-        from handlers.events import Response
-
         loaded = self.holder.require()
         if model != loaded.manifest.name:
             raise NotFoundError(
@@ -366,8 +364,6 @@ class GenerationEndpoint:
         return self._complete(model, completion_prompt(body, model), params, chat=False)
 
     def _complete(self, model: LanguageModel, ids: Any, params: Parameters, *, chat: bool) -> Response:
-        from handlers.events import Response
-
         deadline = self.deadline
         if not params.stream:
             buffered = time.monotonic() + model.spec.buffered_seconds
@@ -415,8 +411,6 @@ class GenerationEndpoint:
 
 
 def _read(request: Request) -> dict[str, Any]:
-    from handlers.app import read_json
-
     body = read_json(request)
     if not isinstance(body, dict):
         raise InvalidRequestError("the body must be a JSON object")

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from handlers.contract import ApiKind
+from handlers.manifest import Task
 from packager.config import DEFAULT_PYTHON, ENV_PYTHON, Arch, Auth, CalibrationMethod, Objective, PackageType
 from packager.errors import LambdafitError, NoFitError
 
@@ -214,8 +215,11 @@ def serve(
     except LambdafitError as error:
         _fail(error)
         return
+    routes = "POST /predict, /v2/..., GET /docs"
+    if server.task is Task.TEXT_GENERATION:
+        routes = f"POST /v1/chat/completions, /v1/completions, GET /v1/models; {'streaming' if server.streaming else 'buffered'}"
     out.print(
-        f"serving {bundle} on http://{host}:{server.server_address[1]}  ({server.api.value} events; POST /predict, /v2/..., GET /docs; Ctrl-C stops)",
+        f"serving {bundle} on http://{host}:{server.server_address[1]}  ({server.api.value} events; {routes}; Ctrl-C stops)",
         highlight=False,
     )
     sys.stdout.flush()

@@ -19,6 +19,7 @@ from typing import Any
 from handlers.app import make_handler
 from handlers.contract import ENV_VARS, FUNCTION_DIR, MODEL_DIR, ApiKind, ContractError, RuntimeSettings
 from handlers.events import SHAPES
+from handlers.manifest import Task
 from packager.errors import LambdafitError
 from packager.serve_stream import can_stream, serve_streamed
 from packager.template import AppModel
@@ -175,6 +176,7 @@ class EmulatorServer(ThreadingHTTPServer):
         self.streaming = False
         """The bundle's function streams its responses (packager.serve_stream), as its template deploys it."""
         self.timeout_s = 29.0
+        self.task = Task.GENERIC
         super().__init__((host, port), _RequestHandler)
 
 
@@ -196,7 +198,7 @@ def serve_bundle(
         server = EmulatorServer(handler, opened.app.name, opened.settings, host, port, verbose, api or opened.app.api)
     except OSError as exc:
         raise LambdafitError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port") from exc
-    server.streaming, server.timeout_s = opened.app.streaming, float(opened.app.timeout_s)
+    server.streaming, server.timeout_s, server.task = opened.app.streaming, float(opened.app.timeout_s), opened.app.task
     return server
 
 
