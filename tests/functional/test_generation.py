@@ -20,47 +20,9 @@ import pytest
 
 from handlers.events import FunctionUrlEvent, RestEvent
 from handlers.streaming import DELIMITER, PRELUDE_CONTENT_TYPE
+from tests.conftest import DECODER_CONTEXT as CONTEXT
 from tests.conftest import http
 from tests.functional.runtime_api import RuntimeApiServer
-
-CONTEXT = 256
-
-
-@pytest.fixture(scope="session")
-def decoder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A 0.2 M-parameter Llama with random weights, the jargon tokenizer and chat template; and held-out text."""
-    import torch
-    from transformers import LlamaForCausalLM
-
-    from examples.jargon.model import Shape, config, save, split, tokenizer
-
-    folder = tmp_path_factory.mktemp("decoder")
-    train, held = split()
-    tok = tokenizer(train, 2048)
-    torch.manual_seed(0)
-    shape = Shape(hidden=64, layers=2, heads=4, kv_heads=2, intermediate=128, vocab=2048, context=CONTEXT)
-    save(LlamaForCausalLM(config(shape, tok)), tok, folder / "checkpoint")
-    (folder / "heldout.txt").write_text("".join(held[:20]), encoding="utf-8")
-    return folder / "checkpoint", folder / "heldout.txt"
-
-
-@pytest.fixture(scope="session")
-def gen_bundle(decoder: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from packager.config import PackConfig, resolve
-    from packager.pack import pack
-
-    checkpoint, heldout = decoder
-    config = PackConfig(
-        model=str(checkpoint),
-        name="tiny",
-        task="text-generation",
-        recipes=("fp32", "int4"),
-        eval_data=heldout,
-        max_drop=0.5,
-        output_dir=tmp_path_factory.mktemp("bundles"),
-        python=resolve(None, "LAMBDAFIT_PYTHON", "3.11"),
-    )
-    return pack(config).bundle
 
 
 @pytest.fixture(scope="module")
