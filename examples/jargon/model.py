@@ -160,6 +160,7 @@ def random_decoder(size: str, arch: str, out: Path) -> None:
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config(shape, tok, arch), dtype=torch.float32)
     model = model.to_empty(device="cpu")
+    model.tie_weights()  # to_empty gives every parameter its own storage, the tied head included
     with torch.no_grad():
         for name, parameter in model.named_parameters():
             if "norm" in name:
