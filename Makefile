@@ -9,8 +9,10 @@ EMULATION ?= ../shared/lambda-emulation
 export LAMBDAFIT_PYTHON ?= 3.11
 DIGITS := examples/digits
 
-.PHONY: venv system emulation digits demo test quick lint unit functional hostile integration bench clean
-APT_PACKAGES := chromium fonts-dejavu-core zip wrk
+JARGON := examples/jargon
+
+.PHONY: venv system emulation digits jargon demo test quick lint unit functional hostile integration bench clean
+APT_PACKAGES := chromium fonts-dejavu-core zip wrk jargon-text
 
 $(VENV)/.installed: pyproject.toml handlers/requirements.txt requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +24,8 @@ $(VENV)/.installed: pyproject.toml handlers/requirements.txt requirements/constr
 
 venv: $(VENV)/.installed
 
-# Debian packages the tests use: Chromium renders /docs, DejaVu draws the OCR text lines, wrk loads serve.
+# Debian packages the tests use: Chromium renders /docs, DejaVu draws the OCR text lines, wrk loads serve,
+# jargon-text is the Jargon File (public domain) the text-generation example and tests train on.
 system:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -36,6 +39,12 @@ $(DIGITS)/eval.npz $(DIGITS)/train.npz $(DIGITS)/weights.pt &: $(DIGITS)/model.p
 	$(BIN)/python $(DIGITS)/model.py
 
 digits: $(DIGITS)/eval.npz
+
+# A 1 M-parameter Llama trained on the Jargon File (800 steps on one core, minutes), and its held-out text.
+$(JARGON)/checkpoint/config.json $(JARGON)/heldout.txt &: $(JARGON)/model.py | venv system
+	$(BIN)/python $(JARGON)/model.py
+
+jargon: $(JARGON)/checkpoint/config.json
 
 demo: venv digits
 	bash $(DIGITS)/demo.sh
@@ -64,10 +73,11 @@ test: venv system digits emulation lint
 quick: venv system digits
 	$(BIN)/pytest -q -m "not slow" tests/unit tests/functional
 
-bench: venv system digits emulation
+bench: venv system digits jargon emulation
 	$(BIN)/python bench/compression.py
 	$(BIN)/python bench/handler.py
 	$(BIN)/python bench/emulators.py
+	$(BIN)/python bench/generate.py
 
 clean:
 	rm -rf build .aws-sam .pytest_cache .mypy_cache .ruff_cache

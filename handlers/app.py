@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO, cast
+from typing import TYPE_CHECKING, Any, Protocol, TextIO, cast
 
 from handlers import v2
 from handlers.contract import DIMENSION_VERSION, METRIC_SERVER_ERRORS, STATIC_DIR, RuntimeSettings
@@ -23,8 +23,9 @@ from handlers.errors import (
     ServiceError,
     UnsupportedMediaTypeError,
 )
-from handlers.events import JSON, Request, Response, RestEvent, shape_of
+from handlers.events import JSON, EventShape, Request, Response, RestEvent, shape_of
 from handlers.logs import logger
+from handlers.manifest import Task, bundle_task
 from handlers.metrics import RequestMetrics
 from handlers.routes import RouteTable
 from handlers.runtime import Service, load_service
@@ -275,7 +276,12 @@ def make_handler(settings: RuntimeSettings) -> Callable[[dict[str, Any], Any], d
     """Load the model now (at init, where Lambda gives the most CPU) and return the Lambda handler.
 
     With `settings.tracing`, powertools' Tracer (X-Ray) records each invocation, annotated with the
-    model; it switches itself off outside Lambda and under `sam local`, and is imported only then."""
+    model; it switches itself off outside Lambda and under `sam local`, and is imported only then.
+    A text-generation bundle gets handlers.generation_app's handler, which can also stream."""
+    if bundle_task(settings.model_dir) is Task.TEXT_GENERATION:
+        from handlers.generation_app import make_generation_handler
+
+        return make_generation_handler(settings)
     start = time.perf_counter()
     logger.append_keys(service=settings.service)
     service = load_service(settings)
@@ -342,25 +348,38 @@ class LambdaContextKeys:
         self.request_id = request_id
 
 
-def dispatch(endpoint: Endpoint, event: Any, context: Any = None) -> dict[str, Any]:
-    """An invocation event to the endpoint and back, in the event's own shape."""
+class Answering(Protocol):
+    """What dispatch needs of an endpoint (Endpoint, or a text-generation bundle's GenerationEndpoint)."""
+
+    def handle(self, request: Request, version: str = ...) -> Response: ...
+
+    def error(self, error: ServiceError, version: str = ...) -> Response: ...
+
+
+def parse_event(endpoint: Answering, event: Any) -> tuple[type[EventShape], Request | Response]:
+    """The event's shape and its request, or the error answer for an event that is not a valid one."""
     shape = shape_of(event)
     if shape is None:
         keys = sorted(event)[:8] if isinstance(event, dict) else type(event).__name__
         logger.warning("not an HTTP event", extra={"keys": keys})
-        return RestEvent.respond(
-            endpoint.error(
-                BadRequestError(
-                    "this function answers API Gateway (REST or HTTP API) and function URL events; "
-                    f"the event it got is not one (keys: {keys})",
-                    code="bad_event",
-                )
+        return RestEvent, endpoint.error(
+            BadRequestError(
+                "this function answers API Gateway (REST or HTTP API) and function URL events; "
+                f"the event it got is not one (keys: {keys})",
+                code="bad_event",
             )
         )
     try:
-        request = shape.parse(event)
+        return shape, shape.parse(event)
     except ServiceError as error:
-        return shape.respond(endpoint.error(error))
+        return shape, endpoint.error(error)
     except (KeyError, TypeError, AttributeError):
-        return shape.respond(endpoint.error(BadRequestError(f"a malformed {shape.api.value} event", code="bad_event")))
+        return shape, endpoint.error(BadRequestError(f"a malformed {shape.api.value} event", code="bad_event"))
+
+
+def dispatch(endpoint: Answering, event: Any, context: Any = None) -> dict[str, Any]:
+    """An invocation event to the endpoint and back, in the event's own shape."""
+    shape, request = parse_event(endpoint, event)
+    if not isinstance(request, Request):
+        return shape.respond(request)
     return shape.respond(endpoint.handle(request, getattr(context, "function_version", None) or "$LATEST"))

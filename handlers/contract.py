@@ -31,8 +31,16 @@ DEPLOYMENT_FILE = "deployment.json"
 """What `lambdafit deploy` learned from the stack (endpoint, region, function), for `invoke`, `logs`, `delete`."""
 MODEL_FILE = "model.onnx"
 MANIFEST_FILE = "manifest.json"
+GENAI_CONFIG_FILE = "genai_config.json"
+"""A text-generation model folder's onnxruntime-genai configuration, beside its model.onnx."""
 HANDLER = "handlers.lambda_function.lambda_handler"
 """The function's entry point: the image's CMD, the zip's Handler."""
+STREAM_RUNTIME = "handlers.bootstrap"
+"""The bundle's own runtime loop, which answers in Lambda's streaming mode: a streaming image's ENTRYPOINT
+(`python3 -m handlers.bootstrap`), and what a streaming zip's exec wrapper starts."""
+STREAM_WRAPPER_FILE = "lambdafit-stream"
+"""A streaming zip's exec wrapper script, at the function's root."""
+TASK_ROOT = "/var/task"
 
 # The function's environment.
 ENV_MODEL_DIR = "LAMBDAFIT_MODEL_DIR"
@@ -44,6 +52,8 @@ ENV_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
 ENV_LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"
 ENV_METRICS_DISABLED = "POWERTOOLS_METRICS_DISABLED"
 ENV_DEV = "POWERTOOLS_DEV"
+ENV_EXEC_WRAPPER = "AWS_LAMBDA_EXEC_WRAPPER"
+"""Read by Lambda itself: a script that starts the runtime (a streaming zip's starts handlers.bootstrap)."""
 ENV_VARS = (
     ENV_MODEL_DIR, ENV_MODEL_URI, ENV_TRACING, ENV_CACHE_DIR, ENV_SERVICE, ENV_NAMESPACE, ENV_LOG_LEVEL,
     ENV_METRICS_DISABLED,
@@ -123,6 +133,10 @@ def _process_metrics() -> bool:
     return metrics_enabled(os.environ)
 
 
+def stream_wrapper_path() -> str:
+    return f"{TASK_ROOT}/{STREAM_WRAPPER_FILE}"
+
+
 def default_model_dir() -> Path:
     """The `model` folder beside the `handlers` package, as both the image and the zip lay it out."""
     return Path(__file__).resolve().parent.parent / MODEL_DIR
@@ -143,6 +157,9 @@ class RuntimeSettings:
     log_level: str = "INFO"
     metrics: bool = field(default_factory=_process_metrics)
     """EMF metrics on stdout (CloudWatch turns them into metrics); off with POWERTOOLS_METRICS_DISABLED."""
+    stream_runtime: bool = False
+    """Lambda starts the bundle's own runtime loop (STREAM_RUNTIME) through the exec wrapper instead of the
+    managed runtime's: a zip that streams its responses (a streaming image sets its ENTRYPOINT instead)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> RuntimeSettings:
@@ -156,6 +173,7 @@ class RuntimeSettings:
             namespace=environ.get(ENV_NAMESPACE) or DEFAULT_NAMESPACE,
             log_level=environ.get(ENV_LOG_LEVEL) or "INFO",
             metrics=metrics_enabled(environ),
+            stream_runtime=environ.get(ENV_EXEC_WRAPPER) == stream_wrapper_path(),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -171,6 +189,8 @@ class RuntimeSettings:
             env[ENV_TRACING] = "true"
         if not self.metrics:
             env[ENV_METRICS_DISABLED] = "true"
+        if self.stream_runtime:
+            env[ENV_EXEC_WRAPPER] = stream_wrapper_path()
         return env
 
     def with_model_dir(self, model_dir: Path) -> RuntimeSettings:

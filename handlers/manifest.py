@@ -28,6 +28,8 @@ T = TypeVar("T")
 class Task(StrEnum):
     CLASSIFICATION = "classification"
     GENERIC = "generic"
+    TEXT_GENERATION = "text-generation"
+    """A decoder-only language model served through an OpenAI-compatible API (handlers.generation)."""
 
 
 TENSOR_DTYPES = (
@@ -286,6 +288,45 @@ class ModelMetrics:
 
 
 @dataclass(frozen=True)
+class GenerationSpec:
+    """A text-generation bundle: the model folder onnxruntime-genai loads, and what one request may ask."""
+
+    context_length: int
+    """Prompt and completion tokens together."""
+    files: dict[str, str]
+    """Every file of the model folder (model.onnx, its weights, genai_config.json, tokenizer files) -> sha256."""
+    eos_token_ids: tuple[int, ...] = ()
+    chat_template: bool = True
+    """Whether the tokenizer carries a chat template (/v1/chat/completions needs one)."""
+    default_max_tokens: int = 256
+    """Completion tokens when a request does not say (OpenAI's default is "up to the context"); the room left
+    in the context bounds it too."""
+    buffered_seconds: float = 25.0
+    """Generation time a non-streamed answer may take: API Gateway answers 504 after 29 s."""
+    model_type: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "eos_token_ids", tuple(int(i) for i in self.eos_token_ids))
+        if not isinstance(self.context_length, int) or self.context_length < 2:
+            raise ValueError(f"generation context_length {self.context_length!r} must be an integer of at least 2")
+        if not isinstance(self.files, dict) or not self.files:
+            raise ValueError("generation files must map each file of the model folder to its sha256")
+        for name in self.files:
+            if "/" in name or name.startswith("."):
+                raise ValueError(f"generation file {name!r} must be a file name inside the model folder")
+        if self.default_max_tokens < 1:
+            raise ValueError("generation default_max_tokens must be at least 1")
+        if self.buffered_seconds <= 0:
+            raise ValueError("generation buffered_seconds must be positive")
+
+    @property
+    def digest(self) -> str:
+        """One sha256 over the folder: its files' names and digests, in name order."""
+        lines = "".join(f"{name} {digest}\n" for name, digest in sorted(self.files.items()))
+        return hashlib.sha256(lines.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
 class Manifest:
     name: str
     version: str
@@ -305,6 +346,8 @@ class Manifest:
     runtime: RuntimeHints = field(default_factory=RuntimeHints)
     limits: RequestLimits = field(default_factory=RequestLimits)
     postprocessing: Postprocessing = field(default_factory=Postprocessing)
+    generation: GenerationSpec | None = None
+    """Set for Task.TEXT_GENERATION bundles, whose model is a folder (`model_file` names its graph)."""
     format_version: int = FORMAT_VERSION
 
     @classmethod
@@ -333,6 +376,7 @@ class Manifest:
                 runtime=_build(RuntimeHints, data.get("runtime", {}), "runtime"),
                 limits=_build(RequestLimits, data.get("limits", {}), "limits"),
                 postprocessing=_build(Postprocessing, data.get("postprocessing", {}), "postprocessing"),
+                generation=_build(GenerationSpec, data["generation"], "generation") if data.get("generation") else None,
                 format_version=version,
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -357,7 +401,7 @@ class Manifest:
             "runtime": asdict(self.runtime),
             "limits": asdict(self.limits),
             "postprocessing": asdict(self.postprocessing),
-        }
+        } | ({"generation": asdict(self.generation)} if self.generation is not None else {})
 
     def __post_init__(self) -> None:
         names = [spec.name for spec in self.outputs]
@@ -366,6 +410,8 @@ class Manifest:
         unknown = sorted(set(self.postprocessing.outputs or ()) - set(names))
         if unknown:
             raise ManifestError(f"postprocessing names outputs {unknown} the model does not have; it has {names}")
+        if (self.task is Task.TEXT_GENERATION) != (self.generation is not None):
+            raise ManifestError("a text-generation manifest needs its generation section, and only it has one")
         batches = {spec.fixed_batch for spec in self.inputs if spec.batch_axis is not None}
         if len(batches) > 1:
             raise ManifestError(f"inputs disagree on their batch size: {sorted(map(str, batches))}")
@@ -395,6 +441,15 @@ class Manifest:
         if not isinstance(data, dict):
             raise ManifestError(f"manifest {path} is not a JSON object")
         return cls.from_dict(data)
+
+
+def bundle_task(model_dir: Path) -> Task | None:
+    """The task a bundle's manifest names, read without checking the rest (None when unreadable): lets the
+    entry point pick the generation handler before loading anything."""
+    try:
+        return Task(json.loads((model_dir / MANIFEST_FILE).read_text(encoding="utf-8")).get("task"))
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:

@@ -1,10 +1,13 @@
 """The endpoint's routes, declared once. The dispatcher, the 405 answers, the OpenAPI paths and the
-SAM template's API events are all read from `ROUTES`."""
+SAM template's API events are all read from `ROUTES`, or for a text-generation bundle from
+`GENERATION_ROUTES` (`routes_for` picks by the manifest's task)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from handlers.manifest import Task
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,23 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/docs", "docs", "Swagger UI"),
     Route("GET", "/docs/{asset}", "docs_asset", "Swagger UI assets"),
 )
+
+
+GENERATION_ROUTES: tuple[Route, ...] = (
+    Route(
+        "POST", "/v1/chat/completions", "chat_completions", "OpenAI-compatible chat completion (stream: true for SSE)"
+    ),
+    Route("POST", "/v1/completions", "completions", "OpenAI-compatible text completion (stream: true for SSE)"),
+    Route("GET", "/v1/models", "list_models", "The model this endpoint serves, as OpenAI lists models"),
+    Route("GET", "/v1/models/{model}", "retrieve_model", "One model, as OpenAI describes it"),
+    Route("GET", "/health", "health", "Liveness, and whether the model loaded"),
+)
+"""A language model's routes: the OpenAI API people already call, and liveness."""
+
+
+def routes_for(task: Task) -> tuple[Route, ...]:
+    """The route table of a bundle whose manifest names `task`."""
+    return GENERATION_ROUTES if task is Task.TEXT_GENERATION else ROUTES
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from handlers.contract import ApiKind
+from handlers.manifest import Task
 from packager import interrupt
 from packager.config import ENV_PYTHON, Arch, Auth, CalibrationMethod, Objective, PackageType
 from packager.config_file import defaults
@@ -199,7 +200,8 @@ def pack(
         str | None,
         typer.Option(
             help="for a Hugging Face checkpoint folder: text-classification, token-classification, question-answering, "
-            "fill-mask, feature-extraction or image-classification [default: from config.json's architectures]"
+            "fill-mask, feature-extraction, image-classification or text-generation (a decoder served through an "
+            "OpenAI-compatible, streaming API; --eval takes held-out text) [default: from config.json's architectures]"
         ),
     ] = None,
     config: Annotated[
@@ -300,7 +302,18 @@ def _run_pack(config: PackConfig) -> PackResult:
 
 def _print_table(name: str, judged: Judged, budget_bytes: int) -> None:
     from packager.console import candidates_table
+    from packager.generate import report as generation
 
+    if generation.is_generation(judged):
+        from rich.table import Table
+
+        table = Table(title=f"candidates for {name} (quality: {judged.baseline.quality_kind})")
+        for column in generation.COLUMNS:
+            table.add_column(column, justify="left" if column in ("recipe", "verdict") else "right")
+        for row in generation.rows(judged, budget_bytes):
+            table.add_row(*row, style="bold" if row[-1] == "CHOSEN" else None)
+        out.print(table)
+        return
     out.print(candidates_table(judged, budget_bytes, name, out.width))
 
 
@@ -377,10 +390,15 @@ def serve(
     except LambdafitError as error:
         _fail(error)
         return
+    routes = "POST /predict, /v2/..., GET /docs"
+    if server.task is Task.TEXT_GENERATION:
+        routes = "POST /v1/chat/completions, /v1/completions, GET /v1/models; " + (
+            "streaming" if server.streaming else "buffered"
+        )
     say(
         out,
-        f"serving {bundle} on http://{host}:{server.server_address[1]}  ({server.api.value} events; POST /predict, "
-        "/v2/..., GET /docs; Ctrl-C stops)",
+        f"serving {bundle} on http://{host}:{server.server_address[1]}  ({server.api.value} events; {routes}; "
+        "Ctrl-C stops)",
     )
     sys.stdout.flush()
     with contextlib.suppress(interrupt.Interrupted, KeyboardInterrupt), interrupt.catching():

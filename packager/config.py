@@ -212,11 +212,17 @@ class PackConfig:
             )
         if not self.recipes:
             raise LambdafitError("--recipes is empty: give auto or a comma list such as slim,slim+int8-static")
+        from packager.generate.checkpoint import is_generation
         from packager.recipes.registry import check_recipe
 
-        for recipe in self.recipes:
-            if recipe != "auto":
-                check_recipe(recipe)
+        if is_generation(self):
+            from packager.generate.recipes import check_recipes
+
+            check_recipes(self.recipes)
+        else:
+            for recipe in self.recipes:
+                if recipe != "auto":
+                    check_recipe(recipe)
         if self.student is not None:
             split_factory(self.student, "--student")
         if self.metric is not None:

@@ -156,9 +156,9 @@ def resolve_task(data: dict[str, Any], task: str | None, folder: Path) -> HfTask
 def _generation_message(folder: Path, data: dict[str, Any]) -> str:
     architecture = (data.get("architectures") or ["a causal language model"])[0]
     return (
-        f"{folder} holds {architecture}, a text generator: generation needs a KV cache and a decoding loop, which "
-        "`--task text-generation` will build (issue #13, not available yet); pass --task feature-extraction to "
-        "serve its hidden states instead"
+        f"{folder} holds {architecture}, a text generator: `lambdafit pack {folder} --task text-generation` serves "
+        "it with a KV cache behind an OpenAI-compatible API (packager.generate); pass --task feature-extraction "
+        "to serve its hidden states instead"
     )
 
 

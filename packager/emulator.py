@@ -25,7 +25,9 @@ from typing import Any, NoReturn
 from handlers.app import make_handler
 from handlers.contract import ENV_VARS, FUNCTION_DIR, MODEL_DIR, ApiKind, ContractError, RuntimeSettings
 from handlers.events import SHAPES
+from handlers.manifest import Task
 from packager.errors import LambdafitError
+from packager.serve_stream import can_stream, serve_streamed
 from packager.template import AppModel
 
 log = logging.getLogger("lambdafit.serve")
@@ -145,6 +147,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
             headers["Content-Length"] = str(len(body))
         try:
             with self.server.lock:
+                if can_stream(self.server.handler, self.server.api, self.server.streaming):
+                    context = LambdaContext(function_name=self.server.name, timeout_s=self.server.timeout_s)
+                    serve_streamed(self, self.server.handler, context, self.server.api, path, query, headers, body)
+                    return
                 status, out_headers, payload = invoke(
                     self.server.handler, self.server.name, self.command, path, query, headers, body, self.server.api
                 )
@@ -280,6 +286,10 @@ class EmulatorServer(ThreadingHTTPServer):
         self.verbose = verbose
         self.lock = threading.Lock()
         """One request at a time per server, as one Lambda container serves one at a time."""
+        self.streaming = False
+        """The bundle's function streams its responses (packager.serve_stream), as its template deploys it."""
+        self.timeout_s = 29.0
+        self.task = Task.GENERIC
         super().__init__((host, port), _RequestHandler)
 
 
@@ -303,9 +313,11 @@ def serve_bundle(
     opened = open_bundle(bundle)
     handler = make_handler(opened.settings) if load else _not_loaded
     try:
-        return EmulatorServer(handler, opened.app.name, opened.settings, host, port, verbose, api or opened.app.api)
+        server = EmulatorServer(handler, opened.app.name, opened.settings, host, port, verbose, api or opened.app.api)
     except OSError as exc:
         raise LambdafitError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port") from exc
+    server.streaming, server.timeout_s, server.task = opened.app.streaming, float(opened.app.timeout_s), opened.app.task
+    return server
 
 
 def is_loopback(host: str) -> bool:

@@ -39,6 +39,7 @@ from packager.data import Dataset, make_dataset, read_arrays, shapes, synthetic_
 from packager.errors import DataError, LambdafitError, ModelLoadError, NoFitError
 from packager.export import export_torch
 from packager.fit import Candidate, Failed, FitResult, Measured, choose
+from packager.generate.checkpoint import is_generation
 from packager.host import Host
 from packager.limits import RowCosts, derive, per_row_elements
 from packager.load import LoadedModel, LoadOptions, OnnxModel, TorchModel, load_factory, load_model
@@ -179,6 +180,10 @@ def _quiet(_: str) -> None:
 
 
 def pack(config: PackConfig, progress: Progress = _quiet, collaborators: Collaborators | None = None) -> PackResult:
+    if is_generation(config):
+        from packager.generate.pipeline import pack_generation
+
+        return pack_generation(config, progress)
     deps = collaborators or Collaborators.default(config)
     check_target(config.bundle_dir, config.force)
     with tempfile.TemporaryDirectory(prefix="lambdafit-") as tmp:

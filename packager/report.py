@@ -29,7 +29,18 @@ COLUMNS = (
 )
 
 
+def columns(judged: Judged) -> tuple[str, ...]:
+    """The table's columns: a text-generation pack's have generation metrics (packager.generate.report)."""
+    from packager.generate import report as generation
+
+    return generation.COLUMNS if generation.is_generation(judged) else COLUMNS
+
+
 def rows(judged: Judged, budget_bytes: int) -> list[tuple[str, ...]]:
+    from packager.generate import report as generation
+
+    if generation.is_generation(judged):
+        return generation.rows(judged, budget_bytes)
     return [tuple(row[column] for column in COLUMNS) for row in cells(judged, budget_bytes)]
 
 
@@ -51,7 +62,7 @@ def _cells(v: Verdict, judged: Judged, chosen: Measured | None, budget_bytes: in
     package = f"{candidate.package_bytes / 1e6:.1f}"
     return {
         "recipe": candidate.recipe,
-        "params": _count(candidate.parameters),
+        "params": format_count(candidate.parameters),
         "model MB": f"{m.size_bytes / 1e6:.3f}",
         "package MB / budget": f"{package} / {budget_bytes / 1e6:.0f}",
         "package MB": package,
@@ -75,7 +86,7 @@ def _p50(p50: float, low: float, high: float, base: float) -> str:
     return f"{p50:.3f} [{low:.3f}-{high:.3f}] ({p50 / base:.2f}x)"
 
 
-def _count(n: int) -> str:
+def format_count(n: int) -> str:
     for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if n >= size:
             return f"{n / size:.2f}{unit}"

@@ -19,7 +19,8 @@ from handlers.contract import (
     ApiKind,
     RuntimeSettings,
 )
-from handlers.routes import ROUTES, Route
+from handlers.manifest import Task
+from handlers.routes import Route, routes_for
 from packager.config import Arch, Auth, PackageType, check_auth
 
 LAMBDA_TIMEOUT_S = 29
@@ -37,9 +38,11 @@ BINARY_MEDIA_TYPES = ("image~1png", "image~1jpeg")
 /predict takes as raw images. HTTP APIs and function URLs encode binary bodies by themselves."""
 LATENCY_ALARM_FACTOR = 0.8
 """The p99 duration alarm fires at 80% of the function timeout."""
-"""The handler's EMF count of 5xx answers, by `context.function_version` alone (no service dimension):
-CloudWatch matches a metric's exact dimension set, so the alarm names exactly this one."""
-_ENUMS: dict[str, type[StrEnum]] = {"arch": Arch, "package_type": PackageType, "api": ApiKind, "auth": Auth}
+_ENUMS: dict[str, type[StrEnum]] = {
+    "arch": Arch, "package_type": PackageType, "api": ApiKind, "auth": Auth, "task": Task,
+}  # fmt: skip
+STREAMING_APIS = (ApiKind.REST, ApiKind.FUNCTION_URL)
+"""Front doors that can stream a response (HTTP APIs cannot)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,8 @@ class AppModel:
     provisioned_concurrency: int | None = None
     throttle_rate: int = 50
     throttle_burst: int = 100
+    task: Task = Task.GENERIC
+    """Which route table the API events carry (handlers.routes.routes_for); text generation streams."""
 
     def __post_init__(self) -> None:
         check_auth(self.api, self.auth)
@@ -80,6 +85,11 @@ class AppModel:
             values[name] = kind(values[name])
         values["settings"] = RuntimeSettings.from_env(data.get("settings") or {})
         return cls(**values)
+
+    @property
+    def streaming(self) -> bool:
+        """Responses stream (a text-generation bundle behind a REST API or a function URL)."""
+        return self.task is Task.TEXT_GENERATION and self.api in STREAMING_APIS
 
     @property
     def prefix(self) -> str:
@@ -125,6 +135,8 @@ def _render_function(app: AppModel) -> dict[str, Any]:
         properties["ProvisionedConcurrencyConfig"] = {"ProvisionedConcurrentExecutions": app.provisioned_concurrency}
     if app.api is ApiKind.FUNCTION_URL:
         properties["FunctionUrlConfig"] = {"AuthType": "AWS_IAM" if app.auth is Auth.IAM else "NONE"}
+        if app.streaming:
+            properties["FunctionUrlConfig"]["InvokeMode"] = "RESPONSE_STREAM"
     if app.settings.model_uri is not None:
         properties["EphemeralStorage"] = {"Size": _tmp_size_mb(app.model_bytes)}
         properties["Policies"] = [
@@ -176,13 +188,20 @@ def _event_key(route: Route) -> str:
 
 
 def _render_events(app: AppModel) -> dict[str, Any]:
-    """One API event per route of handlers.routes, and a catch-all so unknown paths get the handler's 404."""
-    routes = {_event_key(r): (r.path, r.method.lower()) for r in ROUTES} | {"Everything": ("/{proxy+}", "any")}
+    """One API event per route of handlers.routes, and a catch-all so unknown paths get the handler's 404.
+    A streaming REST API streams every integration, for up to the function's timeout (15 minutes at most)."""
+    table = routes_for(app.task)
+    routes = {_event_key(r): (r.path, r.method.lower()) for r in table} | {"Everything": ("/{proxy+}", "any")}
     if app.api is ApiKind.REST:
+        stream = (
+            {"ResponseTransferMode": "RESPONSE_STREAM", "TimeoutInMillis": app.timeout_s * 1000}
+            if app.streaming
+            else {}
+        )
         return {
             key: {
                 "Type": "Api",
-                "Properties": {"Path": path, "Method": method, "RestApiId": {"Ref": f"{app.prefix}Api"}},
+                "Properties": {"Path": path, "Method": method, "RestApiId": {"Ref": f"{app.prefix}Api"}} | stream,
             }
             for key, (path, method) in routes.items()
         }
@@ -352,8 +371,11 @@ def _render_outputs(app: AppModel) -> dict[str, Any]:
         url = f"https://${{{app.prefix}HttpApi}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/"
     else:
         url = f"${{{app.logical_id}Url.FunctionUrl}}"
+    route = (
+        "v1/chat/completions (OpenAI clients: base_url {Endpoint}v1)" if app.task is Task.TEXT_GENERATION else "predict"
+    )
     return {
-        "Endpoint": {"Description": "Base URL of the endpoint: POST {Endpoint}predict", "Value": {"Fn::Sub": url}},
+        "Endpoint": {"Description": f"Base URL of the endpoint: POST {{Endpoint}}{route}", "Value": {"Fn::Sub": url}},
         "FunctionName": {"Description": "The inference function", "Value": {"Ref": app.logical_id}},
         "Auth": {"Description": "What the endpoint enforces on every route", "Value": _enforced(app)},
     } | (

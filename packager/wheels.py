@@ -28,9 +28,13 @@ _PLATFORMS = {
 
 SLIM_DIR_NAMES = ("tests", "__pycache__")
 SLIM_SUFFIXES = (".pyi",)
-SLIM_PATHS = ("bin", "onnxruntime/tools", "onnxruntime/transformers", "onnxruntime/quantization", "onnxruntime/backend")
-"""What the runtime never loads: test suites, caches, type stubs, console scripts, and onnxruntime's
-build-time tool folders. Removed from images and zips alike, and left out of every size we report."""
+SLIM_PATHS = (
+    "bin", "onnxruntime/tools", "onnxruntime/transformers", "onnxruntime/quantization", "onnxruntime/backend",
+    "onnxruntime_genai/models",
+)  # fmt: skip
+"""What the runtime never loads: test suites, caches, type stubs, console scripts, and the build-time tool
+folders of onnxruntime and onnxruntime-genai (its model builder). Removed from images and zips alike, and
+left out of every size we report."""
 
 
 def is_slimmed(member: str) -> bool:

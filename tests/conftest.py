@@ -71,6 +71,47 @@ def digits_server(digits_bundle: Path) -> Iterator[str]:
         server.server_close()
 
 
+DECODER_CONTEXT = 256
+
+
+@pytest.fixture(scope="session")
+def decoder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A 0.2 M-parameter Llama with random weights, the jargon tokenizer and chat template; and held-out text."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    from examples.jargon.model import Shape, config, save, split, tokenizer
+
+    folder = tmp_path_factory.mktemp("decoder")
+    train, held = split()
+    tok = tokenizer(train, 2048)
+    torch.manual_seed(0)
+    shape = Shape(hidden=64, layers=2, heads=4, kv_heads=2, intermediate=128, vocab=2048, context=DECODER_CONTEXT)
+    save(LlamaForCausalLM(config(shape, tok)), tok, folder / "checkpoint")
+    (folder / "heldout.txt").write_text("".join(held[:20]), encoding="utf-8")
+    return folder / "checkpoint", folder / "heldout.txt"
+
+
+def pack_decoder(decoder: tuple[Path, Path], output: Path, **changes: Any) -> Path:
+    """The decoder packed for text generation (fp32 and int4 candidates), as `lambdafit pack --task text-generation`."""
+    from packager.config import PackConfig, resolve
+    from packager.pack import pack
+
+    checkpoint, heldout = decoder
+    values: dict[str, Any] = {
+        "model": str(checkpoint), "name": "tiny", "task": "text-generation", "recipes": ("fp32", "int4"),
+        "eval_data": heldout, "max_drop": 0.5, "output_dir": output,
+        "python": resolve(None, "LAMBDAFIT_PYTHON", "3.11"),
+    }  # fmt: skip
+    return pack(PackConfig(**(values | changes))).bundle
+
+
+@pytest.fixture(scope="session")
+def gen_bundle(decoder: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The decoder as an image behind a streaming REST API."""
+    return pack_decoder(decoder, tmp_path_factory.mktemp("gen-bundles"))
+
+
 def http(
     method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None
 ) -> tuple[int, dict[str, Any]]:
