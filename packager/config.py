@@ -60,9 +60,10 @@ NAMED_BUDGETS: dict[str, int] = {
 ZIP_BUDGETS = ("zip", "zip-upload")
 
 PYTHON_VERSIONS = ("3.11", "3.12", "3.13")
-DEFAULT_PYTHON = "3.12"
+DEFAULT_PYTHON = "3.13"
 """python3.12 and later run on Amazon Linux 2023 (glibc 2.34); python3.11 on Amazon Linux 2 (glibc 2.26),
-too old for the onnxruntime and numpy wheels the handler pins."""
+too old for the onnxruntime and numpy wheels the handler pins. 3.13 is also what Lambda Managed Instances
+and durable functions require."""
 
 
 @dataclass(frozen=True)

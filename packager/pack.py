@@ -51,7 +51,7 @@ from packager.signature import (
     read_signature,
     shapes_of,
 )
-from packager.size import ZIP_UPLOAD_LIMIT, PackageSize
+from packager.size import ZIP_UPLOAD_LIMIT, PackageSize, bytecode_note
 from packager.template import LAMBDA_TIMEOUT_S, AppModel
 from packager.wheels import WheelSet, glibc_warning, vendor_wheels
 
@@ -429,6 +429,8 @@ def assemble(prepared: Prepared, evaluated: Evaluated, deps: Collaborators, prog
     if prepared.export_diff is not None:
         notes.append(f"torch -> ONNX parity: max abs difference {prepared.export_diff:.3g} at batch 3")
     cost = estimate(chosen.measurement.peak_rss_mb, chosen.measurement.p50_ms, config.arch)
+    if config.package is PackageType.ZIP and (note := bytecode_note(config.python)):
+        notes.append(note)
     if config.package is PackageType.ZIP and not config.limit.zipped:
         zipped = prepared.size.zipped_estimate(chosen.measurement.compressed_bytes)
         if zipped > ZIP_UPLOAD_LIMIT:

@@ -54,7 +54,7 @@ def zip_http_bundle(tmp_path_factory: pytest.TempPathFactory, digits_files: dict
 
     config = PackConfig(
         model=f"{DIGITS / 'model.py'}:build", name="digits", output_dir=tmp_path_factory.mktemp("zip"),
-        eval_data=digits_files["eval"], calibration_data=digits_files["train"], python="3.11",
+        eval_data=digits_files["eval"], calibration_data=digits_files["train"],
         package_type=PackageType.ZIP, api=ApiKind.HTTP, recipes=("slim+int8-static",),
     )  # fmt: skip
     return pack(config).bundle
