@@ -27,6 +27,8 @@ BUNDLE_FILE = "bundle.json"
 """What `pack` wrote and `serve`, `invoke` and `deploy` read back: the bundle's typed description."""
 MODEL_FILE = "model.onnx"
 MANIFEST_FILE = "manifest.json"
+WARMUP_FILE = "warmup.json"
+"""In the model folder: a sample /predict body, run before a SnapStart snapshot (handlers.snapstart)."""
 HANDLER = "handlers.lambda_function.lambda_handler"
 """The function's entry point: the image's CMD, the zip's Handler."""
 

@@ -29,6 +29,7 @@ from handlers.contract import (
     SAMCONFIG_FILE,
     STATIC_DIR,
     TEMPLATE_FILE,
+    WARMUP_FILE,
 )
 from handlers.events import SHAPES
 from handlers.manifest import Manifest
@@ -152,6 +153,7 @@ def fill(spec: BundleSpec, root: Path) -> int:
         shutil.copyfile(source, model_dir / name)
     copy_docs_assets(function / STATIC_DIR)
     (model_dir / MANIFEST_FILE).write_text(spec.manifest.dumps(), encoding="utf-8")
+    (model_dir / WARMUP_FILE).write_text(json.dumps(predict_body(spec.sample_inputs)), encoding="utf-8")
     for path in handler_files():
         shutil.copyfile(path, function / HANDLERS_DIR / path.name)
     bytecode = 0
@@ -206,6 +208,11 @@ def read_app(bundle: Path) -> AppModel:
         raise BundleError(f"{path} is damaged ({exc}); pack the bundle again") from exc
 
 
+def predict_body(sample: dict[str, Any]) -> dict[str, Any]:
+    """A /predict request for the sample rows: a bare list for a single input, else by name."""
+    return {"inputs": next(iter(sample.values())) if len(sample) == 1 else sample}
+
+
 def write_events(folder: Path, app: AppModel, manifest: Manifest, sample: Any) -> None:
     """Sample events in the shape the function receives, for `sam local invoke -e`."""
     folder.mkdir()
@@ -218,9 +225,8 @@ def write_events(folder: Path, app: AppModel, manifest: Manifest, sample: Any) -
             for name, rows in sample.items()
         ]
     }
-    inputs = next(iter(sample.values())) if len(sample) == 1 else sample
     requests = {
-        "predict": ("POST", "/predict", json.dumps({"inputs": inputs})),
+        "predict": ("POST", "/predict", json.dumps(predict_body(sample))),
         "health": ("GET", "/health", None),
         "v2-metadata": ("GET", f"/v2/models/{manifest.name}", None),
         "v2-infer": ("POST", f"/v2/models/{manifest.name}/infer", json.dumps(infer)),

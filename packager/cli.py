@@ -102,6 +102,14 @@ def pack(
     classifier_output: Annotated[
         str | None, typer.Option(help="the output holding class scores, when its name does not say so")
     ] = None,
+    snapstart: Annotated[
+        bool | None,
+        typer.Option(
+            "--snapstart/--no-snapstart",
+            help="Lambda SnapStart on published versions [default: on for python3.12+ when the model's cold load "
+            "takes 500 ms or more at the function's CPU share]",
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option(help="replace an existing bundle of the same name")] = False,
     trust_pickle: Annotated[
         bool,
@@ -155,6 +163,7 @@ def pack(
             classifier_output=classifier_output,
             trust_pickle=trust_pickle,
             task=task,
+            snapstart=snapstart,
         )
         with err.status("packing") as status:
             result = run_pack(config, progress=lambda message: status.update(message))
@@ -176,6 +185,8 @@ def pack(
         f"({report.cost.assumptions})",
         highlight=False,
     )
+    if report.snapstart is not None:
+        out.print(report.snapstart.describe(), highlight=False)
     out.print(f"wrote {result.bundle}  (next: lambdafit serve {result.bundle})", highlight=False)
 
 

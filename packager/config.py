@@ -164,6 +164,8 @@ class PackConfig:
     """Load a .joblib/.pkl MODEL with pickle at pack time (it runs the file's code); the bundle ships ONNX only."""
     task: str | None = None
     """The task to load a Hugging Face checkpoint folder for (packager.convert_hf.HfTask); inferred when None."""
+    snapstart: bool | None = None
+    """Lambda SnapStart: True or False as asked, None to turn it on where it pays (packager.snapstart)."""
 
     def __post_init__(self) -> None:
         self._coerce()
@@ -200,6 +202,11 @@ class PackConfig:
             raise LambdafitError("--reserved-concurrency must be 0 or more")
         if self.provisioned_concurrency is not None and self.provisioned_concurrency < 1:
             raise LambdafitError("--provisioned-concurrency must be 1 or more")
+        if self.snapstart:
+            from packager.snapstart import SnapStartError, conflicts
+
+            if reasons := conflicts(self.python, self.provisioned_concurrency, 0):
+                raise SnapStartError(f"--snapstart cannot apply: {'; '.join(reasons)}")
         if self.task is not None:
             from packager.convert_hf import HfTask
 

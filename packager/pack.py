@@ -22,11 +22,11 @@ from handlers.contract import RuntimeSettings, S3Uri
 from handlers.errors import plain, reason
 from handlers.manifest import DimBounds, Manifest, RequestLimits, RuntimeHints, Task, TensorSpec, sha256_file
 from handlers.runtime import open_session
-from packager import recipes
+from packager import recipes, snapstart
 from packager.bundle import BundleSpec, check_target, fill, staged
 from packager.classify import class_count, class_labels, find_classifier, label_indices, metadata_labels
 from packager.config import Arch, PackageType, PackConfig, split_factory
-from packager.cost import estimate
+from packager.cost import MB_PER_VCPU, estimate
 from packager.data import Dataset, make_dataset, read_arrays, shapes, synthetic_dataset, with_defaults
 from packager.errors import LambdafitError, ModelLoadError
 from packager.export import export_torch
@@ -463,6 +463,16 @@ def assemble(prepared: Prepared, evaluated: Evaluated, deps: Collaborators, prog
         reserved_concurrency=config.reserved_concurrency,
         provisioned_concurrency=config.provisioned_concurrency,
     )
+    snap = snapstart.decide(
+        config.snapstart,
+        python=config.python,
+        provisioned_concurrency=config.provisioned_concurrency,
+        ephemeral_mb=app.tmp_mb,
+        cold_load_ms=chosen.measurement.init_ms,
+        memory_mb=app.memory_mb,
+        cpu_share=app.memory_mb / MB_PER_VCPU,
+    )
+    app = replace(app, snapstart=snap.enabled)
     progress(f"writing {config.bundle_dir}")
     spec = BundleSpec(
         app=app,
@@ -484,6 +494,7 @@ def assemble(prepared: Prepared, evaluated: Evaluated, deps: Collaborators, prog
             cost=cost,
             eval_rows=len(prepared.data.eval),
             export_max_abs_diff=prepared.export_diff,
+            snapstart=snap,
         )
         report.write(root)
     return PackResult(config.bundle_dir, report)

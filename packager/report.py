@@ -11,6 +11,7 @@ from typing import Any
 from packager.config import Budget, PackageType
 from packager.cost import CostEstimate
 from packager.fit import FitResult, Judged, Measured, Verdict
+from packager.snapstart import SnapStartChoice
 
 COLUMNS = (
     "recipe",
@@ -75,6 +76,7 @@ class Report:
     cost: CostEstimate
     eval_rows: int
     export_max_abs_diff: float | None = None
+    snapstart: SnapStartChoice | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -89,6 +91,7 @@ class Report:
             "export_max_abs_diff": self.export_max_abs_diff,
             "cost": self.cost.to_dict(),
             "eval_rows": self.eval_rows,
+            "snapstart": self.snapstart.to_dict() if self.snapstart else None,
             "candidates": [
                 v.candidate.to_dict() | {"eligible": v.eligible, "verdict": v.reason, "drop": v.drop}
                 for v in self.fit.verdicts
@@ -119,6 +122,8 @@ class Report:
             f"Memory: {self.cost.memory_mb} MB (measured peak RSS with headroom). Estimated cost: "
             f"${self.cost.usd_per_million:.2f} per million requests ({self.cost.assumptions}).",
         ]
+        if self.snapstart is not None:
+            lines += ["", self.snapstart.describe() + "."]
         if self.export_max_abs_diff is not None:
             lines += ["", f"torch -> ONNX parity: max abs difference {self.export_max_abs_diff:.3g}."]
         if self.notes:

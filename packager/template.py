@@ -14,6 +14,8 @@ from typing import Any
 from handlers.contract import HANDLER, ApiKind, RuntimeSettings
 from handlers.routes import ROUTES, Route
 from packager.config import Arch, Auth, PackageType
+from packager.snapstart import SnapStartError
+from packager.snapstart import conflicts as snapstart_conflicts
 
 LAMBDA_TIMEOUT_S = 29
 """API Gateway REST's integration timeout: a longer function timeout would only hide 504s."""
@@ -50,6 +52,12 @@ class AppModel:
     provisioned_concurrency: int | None = None
     throttle_rate: int = 50
     throttle_burst: int = 100
+    snapstart: bool = False
+    """Lambda SnapStart on the published versions (packager.snapstart decides and checks)."""
+
+    def __post_init__(self) -> None:
+        if self.snapstart and (reasons := snapstart_conflicts(self.python, self.provisioned_concurrency, self.tmp_mb)):
+            raise SnapStartError(f"SnapStart cannot apply: {'; '.join(reasons)}")
 
     def to_dict(self) -> dict[str, Any]:
         """For bundle.json: enums as their values, the settings as the environment they render to."""
@@ -73,6 +81,11 @@ class AppModel:
     @property
     def logical_id(self) -> str:
         return self.prefix + "Function"
+
+    @property
+    def tmp_mb(self) -> int:
+        """Ephemeral storage: Lambda's default 512 MB, more when the model is fetched from S3 into /tmp."""
+        return _tmp_size_mb(self.model_bytes) if self.settings.model_uri is not None else 512
 
 
 def render_template(app: AppModel) -> dict[str, Any]:
@@ -103,7 +116,7 @@ def _render_function(app: AppModel) -> dict[str, Any]:
         },
         "Environment": {"Variables": app.settings.to_env()},
         "Events": _render_events(app),
-    }
+    } | _render_snapstart(app)
     if app.reserved_concurrency is not None:
         properties["ReservedConcurrentExecutions"] = app.reserved_concurrency
     if app.provisioned_concurrency:
@@ -111,7 +124,7 @@ def _render_function(app: AppModel) -> dict[str, Any]:
     if app.api is ApiKind.FUNCTION_URL:
         properties["FunctionUrlConfig"] = {"AuthType": "AWS_IAM" if app.auth is Auth.IAM else "NONE"}
     if app.settings.model_uri is not None:
-        properties["EphemeralStorage"] = {"Size": _tmp_size_mb(app.model_bytes)}
+        properties["EphemeralStorage"] = {"Size": app.tmp_mb}
         properties["Policies"] = [
             {"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": app.settings.model_uri.arn}]}
         ]
@@ -149,6 +162,12 @@ def _render_function(app: AppModel) -> dict[str, Any]:
         # their *.so files, so `sam build` runs the folder's Makefile, which copies it as it is.
         function["Metadata"]["BuildMethod"] = "makefile"
     return function
+
+
+def _render_snapstart(app: AppModel) -> dict[str, Any]:
+    """Snapshots of published versions only: AutoPublishAlias publishes one per deployment, and the alias
+    (what API Gateway invokes) points at it; $LATEST keeps a normal init."""
+    return {"SnapStart": {"ApplyOn": "PublishedVersions"}} if app.snapstart else {}
 
 
 def _tmp_size_mb(model_bytes: int) -> int:
