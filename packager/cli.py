@@ -13,7 +13,16 @@ from rich.console import Console
 from rich.table import Table
 
 from handlers.contract import ApiKind
-from packager.config import DEFAULT_PYTHON, ENV_PYTHON, Arch, Auth, CalibrationMethod, Objective, PackageType
+from packager.config import (
+    DEFAULT_PYTHON,
+    ENV_PYTHON,
+    Arch,
+    Auth,
+    CalibrationMethod,
+    MemoryObjective,
+    Objective,
+    PackageType,
+)
 from packager.errors import LambdafitError, NoFitError
 
 if TYPE_CHECKING:
@@ -102,6 +111,13 @@ def pack(
     classifier_output: Annotated[
         str | None, typer.Option(help="the output holding class scores, when its name does not say so")
     ] = None,
+    memory_objective: Annotated[
+        MemoryObjective,
+        typer.Option(
+            help="what MemorySize minimizes, from the handler measured under each size's CPU share (as AWS Lambda "
+            "Power Tuning): cost (fastest of the sizes within 5% of the cheapest), latency, or balanced"
+        ),
+    ] = MemoryObjective.COST,
     snapstart: Annotated[
         bool | None,
         typer.Option(
@@ -164,6 +180,7 @@ def pack(
             trust_pickle=trust_pickle,
             task=task,
             snapstart=snapstart,
+            memory_objective=memory_objective,
         )
         with err.status("packing") as status:
             result = run_pack(config, progress=lambda message: status.update(message))

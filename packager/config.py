@@ -37,6 +37,14 @@ class Objective(StrEnum):
     QUALITY = "quality"
 
 
+class MemoryObjective(StrEnum):
+    """What MemorySize minimizes over the measured sweep, as AWS Lambda Power Tuning's strategies do."""
+
+    COST = "cost"
+    LATENCY = "latency"
+    BALANCED = "balanced"
+
+
 class Auth(StrEnum):
     """Who may call the endpoint. Closed by default: AWS IAM (SigV4-signed requests)."""
 
@@ -164,6 +172,8 @@ class PackConfig:
     """Load a .joblib/.pkl MODEL with pickle at pack time (it runs the file's code); the bundle ships ONNX only."""
     task: str | None = None
     """The task to load a Hugging Face checkpoint folder for (packager.convert_hf.HfTask); inferred when None."""
+    memory_objective: MemoryObjective = MemoryObjective.COST
+    """How MemorySize is chosen from the chosen model's latency measured under Lambda's CPU share per size."""
     snapstart: bool | None = None
     """Lambda SnapStart: True or False as asked, None to turn it on where it pays (packager.snapstart)."""
 
@@ -221,6 +231,7 @@ class PackConfig:
             "package_type": PackageType,
             "arch": Arch,
             "objective": Objective,
+            "memory_objective": MemoryObjective,
             "calibration_method": CalibrationMethod,
             "api": ApiKind,
             "auth": Auth,

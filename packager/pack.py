@@ -22,10 +22,10 @@ from handlers.contract import RuntimeSettings, S3Uri
 from handlers.errors import plain, reason
 from handlers.manifest import DimBounds, Manifest, RequestLimits, RuntimeHints, Task, TensorSpec, sha256_file
 from handlers.runtime import open_session
-from packager import recipes, snapstart
-from packager.bundle import BundleSpec, check_target, fill, staged
+from packager import memory, recipes, snapstart
+from packager.bundle import BundleSpec, check_target, fill, predict_body, staged
 from packager.classify import class_count, class_labels, find_classifier, label_indices, metadata_labels
-from packager.config import Arch, PackageType, PackConfig, split_factory
+from packager.config import Arch, MemoryObjective, PackageType, PackConfig, split_factory
 from packager.cost import MB_PER_VCPU, estimate
 from packager.data import Dataset, make_dataset, read_arrays, shapes, synthetic_dataset, with_defaults
 from packager.errors import LambdafitError, ModelLoadError
@@ -36,6 +36,7 @@ from packager.load import LoadedModel, LoadOptions, OnnxModel, TorchModel, load_
 from packager.measure import Measurement, candidate_runtime, cold_start, measure, predict
 from packager.preprocess import PreprocessingFiles, check_preprocessing, load_preprocessing
 from packager.quality import Metric, Outputs, pick_metric
+from packager.quota import QuotaUnavailableError
 from packager.recipes.auto import auto_recipes
 from packager.report import Report
 from packager.signature import (
@@ -76,6 +77,12 @@ class Prober(Protocol):
     def __call__(self, path: Path, data: Dataset, rows: int) -> dict[str, float]: ...
 
 
+class MemorySweeper(Protocol):
+    def __call__(
+        self, model_dir: Path, sizes: tuple[int, ...], objective: MemoryObjective, arch: Arch, floor: int
+    ) -> memory.MemoryChoice: ...
+
+
 @dataclass(frozen=True)
 class Collaborators:
     wheels: WheelSource
@@ -83,13 +90,19 @@ class Collaborators:
     upload: Uploader
     probe: Prober
     """Runs the model in a fresh process with some rows: its peak memory (for the request limits)."""
+    sweep: MemorySweeper | None = None
+    """Measures the handler under each memory size's CPU share (packager.memory); None keeps the RSS rule."""
 
     @classmethod
     def default(cls, config: PackConfig) -> Collaborators:
         from packager.model_store import upload
 
         return cls(
-            wheels=partial(vendor_wheels, wheel_dir=config.wheel_dir), measure=measure, upload=upload, probe=cold_start
+            wheels=partial(vendor_wheels, wheel_dir=config.wheel_dir),
+            measure=measure,
+            upload=upload,
+            probe=cold_start,
+            sweep=memory.sweep,
         )
 
 
@@ -428,7 +441,11 @@ def assemble(prepared: Prepared, evaluated: Evaluated, deps: Collaborators, prog
     notes = list(prepared.notes + evaluated.notes)
     if prepared.export_diff is not None:
         notes.append(f"torch -> ONNX parity: max abs difference {prepared.export_diff:.3g} at batch 3")
-    cost = estimate(chosen.measurement.peak_rss_mb, chosen.measurement.p50_ms, config.arch)
+    memory_choice = _memory(prepared, evaluated, deps, progress, notes)
+    if memory_choice is not None:
+        cost = memory_choice.estimate()
+    else:
+        cost = estimate(chosen.measurement.peak_rss_mb, chosen.measurement.p50_ms, config.arch)
     if config.package is PackageType.ZIP and (note := bytecode_note(config.python)):
         notes.append(note)
     if config.package is PackageType.ZIP and not config.limit.zipped:
@@ -495,9 +512,39 @@ def assemble(prepared: Prepared, evaluated: Evaluated, deps: Collaborators, prog
             eval_rows=len(prepared.data.eval),
             export_max_abs_diff=prepared.export_diff,
             snapstart=snap,
+            memory=memory_choice,
+            arch=config.arch,
         )
         report.write(root)
     return PackResult(config.bundle_dir, report)
+
+
+def _memory(
+    prepared: Prepared, evaluated: Evaluated, deps: Collaborators, progress: Progress, notes: list[str]
+) -> memory.MemoryChoice | None:
+    """MemorySize from the chosen model's handler measured under each size's CPU share, or None (with a
+    note) where that cannot be measured: MemorySize then follows the peak RSS."""
+    if deps.sweep is None:
+        return None
+    chosen = evaluated.fit.chosen
+    floor = memory.floor_mb(chosen.measurement.peak_rss_mb)
+    if floor > memory.MEASURABLE_MB:
+        notes.append(f"the model needs {floor} MB: sizes above {memory.MEASURABLE_MB} MB are not measured here")
+        return None
+    staged = memory.stage_model_dir(
+        prepared.work / "sweep",
+        chosen.path,
+        _manifest(prepared, evaluated, floor),
+        predict_body(_sample(prepared.data.eval, prepared.inputs)),
+        prepared.preprocessing.files,
+    )
+    sizes = memory.sweep_sizes(floor)
+    progress(f"measuring the handler at {len(sizes)} memory sizes under Lambda's CPU share")
+    try:
+        return deps.sweep(staged, sizes, prepared.config.memory_objective, prepared.config.arch, floor)
+    except QuotaUnavailableError as exc:
+        notes.append(f"{exc}; MemorySize is the peak RSS with headroom")
+        return None
 
 
 def _manifest(prepared: Prepared, evaluated: Evaluated, memory_mb: int) -> Manifest:
