@@ -20,6 +20,7 @@ from packager.config import (
     Auth,
     CalibrationMethod,
     MemoryObjective,
+    Mode,
     Objective,
     PackageType,
 )
@@ -111,6 +112,13 @@ def pack(
     classifier_output: Annotated[
         str | None, typer.Option(help="the output holding class scores, when its name does not say so")
     ] = None,
+    mode: Annotated[
+        Mode,
+        typer.Option(
+            help="api: the HTTP endpoint; batch: also a batch function fed by SQS (partial failures, DLQ), "
+            "asynchronous invocations (on-failure destination) and a Step Functions Distributed Map over S3"
+        ),
+    ] = Mode.API,
     memory_objective: Annotated[
         MemoryObjective,
         typer.Option(
@@ -181,6 +189,7 @@ def pack(
             task=task,
             snapstart=snapstart,
             memory_objective=memory_objective,
+            mode=mode,
         )
         with err.status("packing") as status:
             result = run_pack(config, progress=lambda message: status.update(message))
@@ -248,6 +257,33 @@ def serve(
     sys.stdout.flush()
     with contextlib.suppress(KeyboardInterrupt):
         serve_workers(server, workers)
+
+
+@app.command()
+def batch(
+    bundle: Annotated[Path, typer.Argument(help="a bundle written by lambdafit pack, e.g. build/digits")],
+    source: Annotated[Path, typer.Argument(metavar="INPUT", help=".jsonl of /predict bodies, or .csv of rows")],
+    target: Annotated[Path, typer.Argument(metavar="OUTPUT", help=".jsonl of answers, one line per row")],
+) -> None:
+    """Run BUNDLE's handler over every row of INPUT, as the batch function does on AWS, into OUTPUT."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from packager.batch import count_rows, run_batch
+
+    try:
+        total = count_rows(source) if source.is_file() else None
+        columns = (*Progress.get_default_columns()[:2], BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=err, transient=True) as bar:
+            task = bar.add_task("scoring", total=total)
+            run = run_batch(bundle, source, target, progress=lambda done: bar.update(task, completed=done))
+    except LambdafitError as error:
+        _fail(error)
+        return
+    out.print(
+        f"wrote {run.rows} lines to {run.output} ({run.errors} rows answered with an error) in {run.seconds:.1f} s: "
+        f"{run.rows_per_s:,.0f} rows/s, peak memory {run.peak_rss_mb:.0f} MB",
+        highlight=False,
+    )
 
 
 def main() -> None:

@@ -37,6 +37,13 @@ class Objective(StrEnum):
     QUALITY = "quality"
 
 
+class Mode(StrEnum):
+    """What the stack serves: the HTTP API alone, or also batches (SQS, asynchronous, Distributed Map)."""
+
+    API = "api"
+    BATCH = "batch"
+
+
 class MemoryObjective(StrEnum):
     """What MemorySize minimizes over the measured sweep, as AWS Lambda Power Tuning's strategies do."""
 
@@ -172,6 +179,8 @@ class PackConfig:
     """Load a .joblib/.pkl MODEL with pickle at pack time (it runs the file's code); the bundle ships ONNX only."""
     task: str | None = None
     """The task to load a Hugging Face checkpoint folder for (packager.convert_hf.HfTask); inferred when None."""
+    mode: Mode = Mode.API
+    """`batch` adds a batch function fed by SQS, asynchronous invocations and a Step Functions Distributed Map."""
     memory_objective: MemoryObjective = MemoryObjective.COST
     """How MemorySize is chosen from the chosen model's latency measured under Lambda's CPU share per size."""
     snapstart: bool | None = None
@@ -232,6 +241,7 @@ class PackConfig:
             "arch": Arch,
             "objective": Objective,
             "memory_objective": MemoryObjective,
+            "mode": Mode,
             "calibration_method": CalibrationMethod,
             "api": ApiKind,
             "auth": Auth,

@@ -23,9 +23,10 @@ from handlers.errors import plain, reason
 from handlers.manifest import DimBounds, Manifest, RequestLimits, RuntimeHints, Task, TensorSpec, sha256_file
 from handlers.runtime import open_session
 from packager import memory, recipes, snapstart
+from packager.batch import map_batch_rows
 from packager.bundle import BundleSpec, check_target, fill, predict_body, staged
 from packager.classify import class_count, class_labels, find_classifier, label_indices, metadata_labels
-from packager.config import Arch, MemoryObjective, PackageType, PackConfig, split_factory
+from packager.config import Arch, MemoryObjective, Mode, PackageType, PackConfig, split_factory
 from packager.cost import MB_PER_VCPU, estimate
 from packager.data import Dataset, make_dataset, read_arrays, shapes, synthetic_dataset, with_defaults
 from packager.errors import LambdafitError, ModelLoadError
@@ -53,7 +54,7 @@ from packager.signature import (
     shapes_of,
 )
 from packager.size import ZIP_UPLOAD_LIMIT, PackageSize, bytecode_note
-from packager.template import LAMBDA_TIMEOUT_S, AppModel
+from packager.template import BATCH_TIMEOUT_S, LAMBDA_TIMEOUT_S, AppModel
 from packager.wheels import WheelSet, glibc_warning, vendor_wheels
 
 Progress = Callable[[str], None]
@@ -490,6 +491,9 @@ def assemble(prepared: Prepared, evaluated: Evaluated, deps: Collaborators, prog
         cpu_share=app.memory_mb / MB_PER_VCPU,
     )
     app = replace(app, snapstart=snap.enabled)
+    if config.mode is Mode.BATCH:
+        per_row_ms = chosen.measurement.p50_ms / min(1.0, app.memory_mb / MB_PER_VCPU)
+        app = replace(app, batch=True, batch_rows=map_batch_rows(manifest, per_row_ms, BATCH_TIMEOUT_S))
     progress(f"writing {config.bundle_dir}")
     spec = BundleSpec(
         app=app,
