@@ -2,7 +2,8 @@
 engines that do the scheduling (a bundle packed with `--mode batch`), and for `lambdafit batch`.
 
 A row is a /predict body (`{"inputs": ...}`, or `{"image"/"text": ...}` with preprocessing), or a CSV
-record: the numbers of one row of a single-input model, in column order. Either may carry an `id`;
+record: the numbers of one row of a single-input model, in column order (empty cells left out). A line that is not JSON is
+sent as it is, and answered as /predict answers it (400 malformed_json). Either may carry an `id`;
 without one a row is named by its 0-based position in its file. Every row becomes one line, the
 /predict answer under `id` and `status`:
 
@@ -49,6 +50,10 @@ class RowFormat(StrEnum):
         return cls.CSV if path.suffix.lower() == ".csv" else cls.JSONL
 
 
+class RawText(str):
+    """A row that is not JSON: sent to /predict as it is, so its line says what /predict says of it."""
+
+
 class RowError(Exception):
     """A row the model could not answer; its line says why."""
 
@@ -67,7 +72,7 @@ def request_body(row: Any, fmt: RowFormat) -> tuple[Any, Any]:
     if fmt is RowFormat.CSV and isinstance(row, dict):
         values = dict(row)
         row_id = values.pop(ID, None)
-        return row_id, {"inputs": [[_number(value) for value in values.values()]]}
+        return row_id, {"inputs": [[_number(value) for value in values.values() if value not in ("", None)]]}
     if isinstance(row, dict) and ID in row:
         body = dict(row)
         return body.pop(ID), body
@@ -88,7 +93,8 @@ class Scorer:
     def line(self, row: Any, default_id: str, fmt: RowFormat = RowFormat.JSONL) -> dict[str, Any]:
         """The row's line; `default_id` names a row that carries no id."""
         row_id, body = request_body(row, fmt)
-        request = Request("POST", "/predict", {"content-type": JSON}, {}, json.dumps(body), False)
+        text = body if isinstance(body, RawText) else json.dumps(body)
+        request = Request("POST", "/predict", {"content-type": JSON}, {}, text, False)
         response = self.endpoint.handle(request)
         answer: dict[str, Any] = json.loads(response.body)
         return {ID: default_id if row_id is None else row_id, "status": response.status} | answer
@@ -111,7 +117,7 @@ def read_rows(handle: IO[str], fmt: RowFormat) -> Iterator[tuple[int, Any]]:
         try:
             row = json.loads(text)
         except ValueError:
-            row = text.rstrip("\n")
+            row = RawText(text.rstrip("\n"))
         yield index, row
         index += 1
 
@@ -166,7 +172,7 @@ def _sqs(scorer: Scorer, sink: ResultSink, event: dict[str, Any], request_id: st
         try:
             row = json.loads(record.body)
         except ValueError:
-            row = record.body
+            row = RawText(record.body)
         line = scorer.line(row, record.message_id)
         if line["status"] >= 400:
             raise RowError(line)
