@@ -4,7 +4,7 @@
 
 REST (v1) events come from `apigateway aws-proxy`, HTTP API (v2) events from `apigateway
 http-api-proxy`; the batch function's SQS events from `sqs receive-message`, and the notification of a
-batch input landing in the batch bucket from `s3 put`. SAM has no generator for Lambda function URLs, whose events use the same 2.0
+batch input landing in the batch bucket from `s3 put` (those in batch/). SAM has no generator for Lambda function URLs, whose events use the same 2.0
 payload format: the `-url` files are the HTTP API events with a function URL's request context.
 """
 
@@ -93,7 +93,7 @@ def main() -> None:
         for suffix, event in (("rest", rest), ("http", http), ("url", to_function_url(http))):
             (HERE / f"{name}-{suffix}.json").write_text(json.dumps(event, indent=2) + "\n")
     for name, (args, body) in BATCH_CASES.items():
-        (HERE / f"{name}.json").write_text(json.dumps(generate_other(args, body), indent=2) + "\n")
+        (HERE / "batch" / f"{name}.json").write_text(json.dumps(generate_other(args, body), indent=2) + "\n")
 
 
 if __name__ == "__main__":

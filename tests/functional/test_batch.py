@@ -29,8 +29,8 @@ from tests.conftest import load_event
 from tests.functional.test_template_matrix import BIN, env, translate
 
 REGION = "us-east-1"
-BUCKET = load_event("s3-put-rows.json")["Records"][0]["s3"]["bucket"]["name"]
-KEY = load_event("s3-put-rows.json")["Records"][0]["s3"]["object"]["key"]
+BUCKET = load_event("batch/s3-put-rows.json")["Records"][0]["s3"]["bucket"]["name"]
+KEY = load_event("batch/s3-put-rows.json")["Records"][0]["s3"]["object"]["key"]
 POISON = {"id": "poison", "inputs": [[1, 2, 3]]}
 
 
@@ -122,7 +122,7 @@ def test_sqs_poison_record_goes_to_the_dead_letter_queue_while_the_rest_succeed(
     items = rows(digits_files, 24)
     for item in items:
         sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(item))
-    template = load_event("sqs-predict.json")["Records"][0]
+    template = load_event("batch/sqs-predict.json")["Records"][0]
     failures = 0
     for invocation in range(50):  # Lambda's poller: receive, invoke, delete what succeeded, let failures reappear
         messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, AttributeNames=["All"]).get(
@@ -168,9 +168,11 @@ def test_asynchronous_row_is_written_and_a_poison_row_raises_for_the_on_failure_
 def test_sqs_event_fixtures(function: ModuleType) -> None:
     from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-    assert function.lambda_handler(load_event("sqs-predict.json"), LambdaContext("batch")) == {"batchItemFailures": []}
+    assert function.lambda_handler(load_event("batch/sqs-predict.json"), LambdaContext("batch")) == {
+        "batchItemFailures": []
+    }
     with pytest.raises(BatchProcessingError, match="All records failed"):  # the whole batch is retried
-        function.lambda_handler(load_event("sqs-poison.json"), LambdaContext("batch"))
+        function.lambda_handler(load_event("batch/sqs-poison.json"), LambdaContext("batch"))
 
 
 def batch_app(package: PackageType, reserved: int | None) -> AppModel:
