@@ -647,9 +647,9 @@ def _render_batch_outputs(app: AppModel) -> dict[str, Any]:
             "Description": "Failed asynchronous invocations",
             "Value": {"Ref": f"{p}AsyncFailures"},
         },
-        "BatchFunctionName": {
-            "Description": "Invoke asynchronously with one row",
-            "Value": {"Ref": f"{p}BatchFunction"},
+        "BatchFunctionAlias": {
+            "Description": "Invoke this alias asynchronously with one row (its on-failure destination is set on it)",
+            "Value": {"Ref": f"{p}BatchFunction.Alias"},
         },
     }
 
