@@ -46,6 +46,7 @@ GRID_MB = (128, 256, 512, 768, 1024, 1536, 1769, 2048, 2560, 3008)
 MEASURABLE_MB = 3008
 MIN_MEMORY_MB = 128
 TIE = 0.05
+CONTENDED = 0.8
 BALANCED_WEIGHT = 0.5
 SECONDS_PER_SIZE = 0.6
 MIN_CALLS = 5
@@ -78,6 +79,14 @@ class SweepPoint:
     throttled_ms: float
     """Time the quota held the process back while this size was measured."""
     usd_per_million: float
+    cpu_vcpus: float = 0.0
+    """CPU the process used per second of wall time: well under its share when the machine was busy."""
+
+    @property
+    def contended(self) -> bool:
+        """The process got less than 80% of the CPU its quota allowed (up to one core): other work on the
+        machine, not the quota, set its speed, so Lambda at this size would be faster."""
+        return self.cpu_vcpus < CONTENDED * min(self.vcpus, 1.0)
 
     @classmethod
     def measured(cls, arch: Arch, raw: dict[str, Any]) -> SweepPoint:
@@ -93,6 +102,7 @@ class SweepPoint:
             calls=raw["calls"],
             throttled_ms=raw["throttled_ms"],
             usd_per_million=round(compute + PRICE_PER_MILLION_REQUESTS, 4),
+            cpu_vcpus=round(float(raw.get("cpu_vcpus", 0.0)), 3),
         )
 
 
@@ -119,14 +129,29 @@ class MemoryChoice:
 
     def table(self) -> list[str]:
         """Markdown rows: one per measured size."""
-        lines = ["| memory MB | vCPU | mean ms | p50 ms | p95 ms | billed ms | $ per million | |", "|" + "---|" * 8]
+        lines = [
+            "| memory MB | vCPU | CPU used | mean ms | p50 ms | p95 ms | billed ms | $ per million | |",
+            "|" + "---|" * 9,
+        ]
         for p in self.points:
             mark = "CHOSEN" if p is self.chosen else ""
+            busy = " (busy)" if p.contended else ""
             lines.append(
-                f"| {p.memory_mb} | {p.vcpus:.2f} | {p.mean_ms:.2f} | {p.p50_ms:.2f} | {p.p95_ms:.2f} | "
-                f"{p.billed_ms:.2f} | {p.usd_per_million:.4f} | {mark} |"
+                f"| {p.memory_mb} | {p.vcpus:.2f} | {p.cpu_vcpus:.2f}{busy} | {p.mean_ms:.2f} | {p.p50_ms:.2f} | "
+                f"{p.p95_ms:.2f} | {p.billed_ms:.2f} | {p.usd_per_million:.4f} | {mark} |"
             )
         return lines
+
+    @property
+    def contention_note(self) -> str | None:
+        busy = [p.memory_mb for p in self.points if p.contended]
+        if not busy:
+            return None
+        return (
+            f"the machine was busy while the memory sweep ran: at {', '.join(map(str, busy))} MB the handler got "
+            "less CPU than the size's share, so those sizes measured slower than Lambda would run them; pack "
+            "again on a quiet machine for a trustworthy MemorySize"
+        )
 
 
 def choose(points: tuple[SweepPoint, ...], objective: MemoryObjective, floor: int, method: str) -> MemoryChoice:

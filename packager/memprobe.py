@@ -48,11 +48,13 @@ def main(model_dir: str, cgroup: str, v2: str, sizes: str, seconds: str) -> None
             handler(event, context)
         throttled = quota.throttled_us()
         durations: list[float] = []
-        deadline = time.perf_counter() + float(seconds)
+        cpu_start, wall_start = time.process_time(), time.perf_counter()
+        deadline = wall_start + float(seconds)
         while len(durations) < MIN_CALLS or time.perf_counter() < deadline:
             start = time.perf_counter()
             handler(event, context)
             durations.append((time.perf_counter() - start) * 1000)
+        cpu_vcpus = (time.process_time() - cpu_start) / (time.perf_counter() - wall_start)
         points.append(
             {
                 "memory_mb": memory,
@@ -62,6 +64,7 @@ def main(model_dir: str, cgroup: str, v2: str, sizes: str, seconds: str) -> None
                 "billed_ms": float(np.mean([math.ceil(d) for d in durations])),
                 "calls": len(durations),
                 "throttled_ms": (quota.throttled_us() - throttled) / 1000,
+                "cpu_vcpus": cpu_vcpus,
             }
         )
     cores = len(os.sched_getaffinity(0))

@@ -545,10 +545,13 @@ def _memory(
     sizes = memory.sweep_sizes(floor)
     progress(f"measuring the handler at {len(sizes)} memory sizes under Lambda's CPU share")
     try:
-        return deps.sweep(staged, sizes, prepared.config.memory_objective, prepared.config.arch, floor)
+        choice = deps.sweep(staged, sizes, prepared.config.memory_objective, prepared.config.arch, floor)
     except QuotaUnavailableError as exc:
         notes.append(f"{exc}; MemorySize is the peak RSS with headroom")
         return None
+    if note := choice.contention_note:
+        notes.append(note)
+    return choice
 
 
 def _manifest(prepared: Prepared, evaluated: Evaluated, memory_mb: int) -> Manifest:

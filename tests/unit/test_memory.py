@@ -62,3 +62,14 @@ def test_the_objective_is_an_option_with_a_fix_it_message() -> None:
     )  # type: ignore[arg-type]
     with pytest.raises(Exception, match="cost, latency, balanced"):
         PackConfig(model="m.onnx", name="m", memory_objective="cheap")  # type: ignore[arg-type]
+
+
+def test_a_size_that_got_less_cpu_than_its_share_is_flagged_as_measured_on_a_busy_machine() -> None:
+    raw = {"memory_mb": 1769, "mean_ms": 10.0, "p50_ms": 10.0, "p95_ms": 10.0, "billed_ms": 10.0, "calls": 5,
+           "throttled_ms": 0.0}  # fmt: skip
+    quiet = SweepPoint.measured(Arch.X86_64, raw | {"cpu_vcpus": 0.95})
+    busy = SweepPoint.measured(Arch.X86_64, raw | {"cpu_vcpus": 0.4})
+    assert not quiet.contended and busy.contended
+    assert choose((quiet,), MemoryObjective.COST, 1769, "t").contention_note is None
+    note = choose((busy,), MemoryObjective.COST, 1769, "t").contention_note
+    assert note is not None and "at 1769 MB" in note

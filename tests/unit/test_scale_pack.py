@@ -23,7 +23,8 @@ def fake_sweep(model_dir: Path, sizes: tuple[int, ...], objective: MemoryObjecti
     SEEN.append(sizes)
     points = tuple(
         SweepPoint.measured(arch, {"memory_mb": m, "mean_ms": 40.0 * 1769 / min(m, 1769), "p50_ms": 1.0, "p95_ms": 2.0,
-                                   "billed_ms": 40.0 * 1769 / min(m, 1769), "calls": 5, "throttled_ms": 1.0})
+                                   "billed_ms": 40.0 * 1769 / min(m, 1769), "calls": 5, "throttled_ms": 1.0,
+                                   "cpu_vcpus": min(1.0, m / 1769)})
         for m in sizes
     )  # fmt: skip
     return choose(points, objective, floor, "a fake sweep")
