@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from handlers import v2
-from handlers.contract import STATIC_DIR, RuntimeSettings
+from handlers.contract import DIMENSION_VERSION, METRIC_SERVER_ERRORS, STATIC_DIR, RuntimeSettings
 from handlers.errors import (
     BadRequestError,
     MethodNotAllowedError,
@@ -87,7 +87,7 @@ class Endpoint:
         `ServerErrors` by `FunctionVersion`: what the canary's rollback alarm watches, since answering
         503 is no function error to AWS/Lambda."""
         if error.status >= 500:
-            self.metrics.single("ServerErrors", "FunctionVersion", version)
+            self.metrics.single(METRIC_SERVER_ERRORS, DIMENSION_VERSION, version)
         self.metrics.single("Errors", "code", error.code)
         return Response(error.status, json.dumps(error.to_body()))
 

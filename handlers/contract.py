@@ -52,6 +52,11 @@ ENV_VARS = (
 )  # fmt: skip
 
 DEFAULT_NAMESPACE = "lambdafit"
+
+# The metrics the function writes (EMF) that the template's alarms watch.
+METRIC_SERVER_ERRORS = "ServerErrors"
+DIMENSION_SERVICE = "service"
+DIMENSION_VERSION = "FunctionVersion"
 DEFAULT_CACHE_DIR = "/tmp/lambdafit"
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})

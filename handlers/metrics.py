@@ -1,8 +1,10 @@
-"""The per-request metrics line, in CloudWatch's embedded metric format (EMF), written with one string
-template: Requests, InferenceLatency and ClientErrors by service, and on the first invocation ColdStart
-and ModelLoadTime. Building the same line through powertools' Metrics costs ~40 µs a request, more than
-the rest of a small model's request path; the rare lines (errors by code, 5xx by function version) go
-through powertools' single_metric, imported when first needed.
+"""The function's metrics, in CloudWatch's embedded metric format (EMF), each line written from one
+string template: per request, Requests, InferenceLatency and ClientErrors by service (and ColdStart and
+ModelLoadTime on the first invocation); per error, its own line by service and code, and a 5xx by
+service and function version, which the canary's rollback alarm watches (handlers.contract names them).
+Building the per-request line through powertools' Metrics costs ~40 µs, more than the rest of a small
+model's request path, and adds a `service` dimension only when an environment variable is set; here
+every dimension set is fixed, so the alarms the template renders match what the function writes.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import json
 import sys
 import time
 from typing import TextIO
+
+from handlers.contract import DIMENSION_SERVICE
 
 
 class RequestMetrics:
@@ -39,16 +43,19 @@ class RequestMetrics:
             values += ['"ColdStart":1', f'"ModelLoadTime":{load_ms:.3f}']
         line = (
             f'{{"_aws":{{"Timestamp":{int(time.time() * 1000)},"CloudWatchMetrics":[{{"Namespace":{self._head},'
-            f'"Dimensions":[["service"]],"Metrics":[{",".join(names)}]}}]}},"service":{self._service},'
+            f'"Dimensions":[["{DIMENSION_SERVICE}"]],"Metrics":[{",".join(names)}]}}]}},"{DIMENSION_SERVICE}":{self._service},'
             f"{','.join(values)}}}\n"
         )
         (self.out or sys.stdout).write(line)
 
     def single(self, name: str, dimension: str, value: str) -> None:
-        """One count with its own dimension (a rare event: an error): powertools' single_metric."""
+        """One count on its own line, by service and one more dimension (a rare event: an error)."""
         if not self.enabled:
             return
-        from aws_lambda_powertools.metrics import MetricUnit, single_metric
-
-        with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=self.namespace) as metric:
-            metric.add_dimension(name=dimension, value=value)
+        line = (
+            f'{{"_aws":{{"Timestamp":{int(time.time() * 1000)},"CloudWatchMetrics":[{{"Namespace":{self._head},'
+            f'"Dimensions":[["{DIMENSION_SERVICE}",{json.dumps(dimension)}]],"Metrics":[{{"Name":{json.dumps(name)},'
+            f'"Unit":"Count"}}]}}]}},"{DIMENSION_SERVICE}":{self._service},{json.dumps(dimension)}:{json.dumps(value)},'
+            f"{json.dumps(name)}:1}}\n"
+        )
+        (self.out or sys.stdout).write(line)

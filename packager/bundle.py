@@ -35,8 +35,9 @@ from handlers.events import SHAPES
 from handlers.manifest import Manifest
 from handlers.openapi import SWAGGER_ASSETS
 from handlers.v2 import DATATYPES
+from packager import interrupt
 from packager.config import Arch, PackageType
-from packager.errors import BundleError
+from packager.errors import BundleError, LambdafitError
 from packager.size import check_zip_tree, compile_bytecode, handler_files
 from packager.template import AppModel, render_samconfig, render_template, to_yaml
 from packager.wheels import WheelSet, install_wheels, slim_command
@@ -94,16 +95,36 @@ class BundleSpec:
     """Extra files for the model folder (a tokenizer), by name."""
 
 
+def is_bundle(path: Path) -> bool:
+    """A folder `pack` wrote: its bundle.json names a format and an application. Only such a folder
+    may be replaced by --force; anything else under the same name is the user's."""
+    if path.is_symlink() or not path.is_dir():
+        return False
+    try:
+        info = json.loads((path / BUNDLE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(info, dict) and isinstance(info.get("format_version"), int) and isinstance(info.get("app"), dict)
+
+
 def check_target(target: Path, force: bool) -> None:
-    """Fail before any slow work if the bundle could not be written, or would replace one unasked."""
-    if target.exists() and not force:
-        raise BundleError(
-            f"{target} already exists; pass --force to replace it (the old one is kept until the new one is complete)"
-        )
+    """Fail before any slow work if the bundle could not be written, or would replace one unasked, or
+    would replace something that is not a bundle at all."""
+    if target.exists() or target.is_symlink():
+        if not force:
+            raise BundleError(
+                f"{target} already exists; pass --force to replace it (the old one is kept until the new one is complete)"
+            )
+        if not is_bundle(target):
+            what = "a symbolic link" if target.is_symlink() else "a folder" if target.is_dir() else "a file"
+            raise BundleError(
+                f"{target} is {what} that lambdafit did not write (no {BUNDLE_FILE}): --force replaces only a bundle; "
+                "move it away or choose another --name or --output"
+            )
     parent = target.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=parent, prefix=".lambdafit-probe-"):
+        with interrupt.deferred(), tempfile.NamedTemporaryFile(dir=parent, prefix=".lambdafit-probe-"):
             pass
     except OSError as exc:
         raise BundleError(f"cannot write to {parent} ({exc.strerror or exc}); choose another --output") from exc
@@ -111,18 +132,25 @@ def check_target(target: Path, force: bool) -> None:
 
 @contextlib.contextmanager
 def staged(target: Path, force: bool) -> Iterator[Path]:
-    """A folder to write the bundle into; it replaces `target` only if the block completes."""
+    """A hidden folder beside `target` to write the bundle into. It replaces `target` only if the block
+    completes, and goes away otherwise, whatever ends the block (an error, SIGINT, SIGTERM)."""
     check_target(target, force)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    staging.chmod(0o755)
+    staging: Path | None = None
     try:
+        with interrupt.deferred():
+            staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        staging.chmod(0o755)
         yield staging
-        _swap_into_place(staging, target)
+        check_target(target, force)
+        with interrupt.committing():
+            _swap_into_place(staging, target)
     except OSError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
         raise BundleError(f"could not write the bundle to {target}: {exc}") from exc
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
         raise
 
 
@@ -131,11 +159,16 @@ def _swap_into_place(staging: Path, target: Path) -> None:
         os.rename(staging, target)
         return
     retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-    os.rename(target, retired / "bundle")
+    try:
+        os.rename(target, retired / "bundle")
+    except OSError:
+        retired.rmdir()
+        raise
     try:
         os.rename(staging, target)
     except OSError:
         os.rename(retired / "bundle", target)
+        retired.rmdir()
         raise
     shutil.rmtree(retired, ignore_errors=True)
 
@@ -204,6 +237,12 @@ def read_app(bundle: Path) -> AppModel:
         return AppModel.from_dict(info["app"])
     except FileNotFoundError:
         raise BundleError(f"{bundle} is not a lambdafit bundle (no {BUNDLE_FILE}); run lambdafit pack first") from None
+    except BundleError:
+        raise
+    except LambdafitError as exc:
+        raise BundleError(
+            f"{path} describes an application lambdafit no longer writes ({exc}): pack it again"
+        ) from None
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise BundleError(f"{path} is damaged ({exc}); pack the bundle again") from exc
 

@@ -107,14 +107,17 @@ def class_labels(
     return ()
 
 
-def label_indices(labels: np.ndarray, names: tuple[str, ...], source: str) -> np.ndarray:
-    """Evaluation labels as class indices: integers as they are, class names through `names`."""
+def label_indices(labels: np.ndarray, names: tuple[str, ...], source: str, classes: int | None = None) -> np.ndarray:
+    """Evaluation labels as class indices: integers in [0, classes) as they are, class names through `names`."""
     from packager.errors import DataError
 
     if labels.dtype.kind in "iu":
-        if len(names) and (labels.min() < 0 or labels.max() >= len(names)):
+        count = len(names) or classes
+        if labels.min() < 0 or (count and labels.max() >= count):
+            span = f"0 to {count - 1}: the model scores {count} classes" if count else "0 up"
             raise DataError(
-                f"{source}: labels run from {labels.min()} to {labels.max()}, the model has {len(names)} classes"
+                f"{source}: labels run from {labels.min()} to {labels.max()}, but class indices run from {span}; "
+                "give each row's class index (or class names with --labels)"
             )
         return labels.astype(np.int64)
     if not names:

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from handlers.contract import ApiKind
+from packager import interrupt
 from packager.config import (
     DEFAULT_PYTHON,
     ENV_PYTHON,
@@ -27,7 +28,13 @@ from packager.config import (
 from packager.errors import LambdafitError, NoFitError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from rich.status import Status
+
+    from packager.config import PackConfig
     from packager.fit import Judged
+    from packager.pack import PackResult
 
 app = typer.Typer(
     add_completion=False,
@@ -134,7 +141,9 @@ def pack(
             "takes 500 ms or more at the function's CPU share]",
         ),
     ] = None,
-    force: Annotated[bool, typer.Option(help="replace an existing bundle of the same name")] = False,
+    force: Annotated[
+        bool, typer.Option(help="replace an existing bundle of the same name (only a folder pack wrote)")
+    ] = False,
     trust_pickle: Annotated[
         bool,
         typer.Option(
@@ -152,7 +161,6 @@ def pack(
 ) -> None:
     """Export, optimize and measure MODEL, choose the best candidate that fits, write a SAM bundle."""
     from packager.config import Budget, PackConfig, resolve
-    from packager.pack import pack as run_pack
 
     try:
         config = PackConfig(
@@ -191,8 +199,16 @@ def pack(
             memory_objective=memory_objective,
             mode=mode,
         )
-        with err.status("packing") as status:
-            result = run_pack(config, progress=lambda message: status.update(message))
+        result = _run_pack(config)
+    except interrupt.Interrupted as stop:
+        bundle = config.bundle_dir
+        kept = f"{bundle} is as it was" if bundle.exists() else f"{bundle} was not written"
+        err.print(
+            f"[bold red]interrupted[/] by {stop.name}: {kept}, and nothing else is left",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(stop.exit_code) from None
     except NoFitError as error:
         if error.rejection is not None:
             _print_table(name, error.rejection, config.limit.limit_bytes)
@@ -216,6 +232,39 @@ def pack(
     out.print(f"wrote {result.bundle}  (next: lambdafit serve {result.bundle})", highlight=False)
 
 
+def _run_pack(config: PackConfig) -> PackResult:
+    """`pack`, with SIGINT and SIGTERM as interruptions: whatever error a signal caused (a library may
+    wrap or swallow it), the signal is what is reported. A model's code that calls sys.exit() is an error."""
+    from packager.pack import pack as run_pack
+
+    with interrupt.catching():
+        try:
+            with err.status("packing") as status:
+                return run_pack(config, progress=_progress(status))
+        except Exception:
+            interrupt.check()
+            raise
+        except SystemExit as exc:
+            interrupt.check()
+            raise LambdafitError(
+                f"the model's code called sys.exit({exc.code!r}) while lambdafit ran it: return or raise instead"
+            ) from None
+
+
+def _progress(status: Status) -> Callable[[str], None]:
+    """Each stage as it starts: on the spinner in a terminal, else one line each (logs, CI, scripts).
+    A stage starts only if no signal came during the last one."""
+
+    def report(message: str) -> None:
+        interrupt.check()
+        if err.is_terminal:
+            status.update(message)
+        else:
+            err.print(f"... {message}", highlight=False, soft_wrap=True)
+
+    return report
+
+
 def _print_table(name: str, judged: Judged, budget_bytes: int) -> None:
     from packager.report import COLUMNS, rows
 
@@ -231,7 +280,7 @@ def _print_table(name: str, judged: Judged, budget_bytes: int) -> None:
 @app.command()
 def serve(
     bundle: Annotated[Path, typer.Argument(help="a bundle written by lambdafit pack, e.g. build/digits")],
-    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 3000,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="port on 127.0.0.1 (0: any free port)")] = 3000,
     host: Annotated[str, typer.Option(help="loopback address to listen on")] = "127.0.0.1",
     verbose: Annotated[bool, typer.Option(help="log every request and print EMF metrics")] = False,
     api: Annotated[
@@ -255,8 +304,8 @@ def serve(
         highlight=False,
     )
     sys.stdout.flush()
-    with contextlib.suppress(KeyboardInterrupt):
-        serve_workers(server, workers)
+    with contextlib.suppress(interrupt.Interrupted, KeyboardInterrupt), interrupt.catching():
+        serve_workers(server, workers)  # SIGINT or SIGTERM: every worker stopped and waited for, exit 0
 
 
 @app.command()

@@ -60,6 +60,28 @@ class Auth(StrEnum):
     NONE = "none"
 
 
+AUTH_BY_API: dict[ApiKind, tuple[Auth, ...]] = {
+    ApiKind.REST: (Auth.IAM, Auth.API_KEY, Auth.NONE),
+    ApiKind.HTTP: (Auth.IAM, Auth.NONE),
+    ApiKind.FUNCTION_URL: (Auth.IAM, Auth.NONE),
+}
+"""What each front door enforces natively: HTTP APIs have no API keys or usage plans (only IAM, JWT and
+Lambda authorizers); a function URL's AuthType is AWS_IAM or NONE."""
+
+
+def check_auth(api: ApiKind, auth: Auth) -> None:
+    """Refuse a front door that cannot enforce the auth asked for, naming the combinations that exist."""
+    if auth in AUTH_BY_API[api]:
+        return
+    exists = "; ".join(
+        f"--api {a.value} with --auth {'|'.join(x.value for x in allowed)}" for a, allowed in AUTH_BY_API.items()
+    )
+    raise LambdafitError(
+        f"--api {api.value} cannot enforce --auth {auth.value} (only REST APIs have API keys and usage plans); "
+        f"the combinations that exist: {exists}. Use --api rest --auth {auth.value}, or another --auth"
+    )
+
+
 class CalibrationMethod(StrEnum):
     MINMAX = "minmax"
     ENTROPY = "entropy"
@@ -217,6 +239,7 @@ class PackConfig:
                 S3Uri.parse(self.model_store, prefix_only=True)
             except ContractError as exc:
                 raise LambdafitError(f"--model-store: {exc}") from None
+        check_auth(self.api, self.auth)
         if self.reserved_concurrency is not None and self.reserved_concurrency < 0:
             raise LambdafitError("--reserved-concurrency must be 0 or more")
         if self.provisioned_concurrency is not None and self.provisioned_concurrency < 1:

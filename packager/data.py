@@ -7,6 +7,7 @@ stored once, as the request would send it.
 
 from __future__ import annotations
 
+import math
 import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,6 +21,12 @@ LABELS_KEY = "labels"
 SINGLE_INPUT_KEY = "x"
 DEFAULT_MAX_ELEMENTS = 4096
 """An input given once per request keeps its value from the data as the manifest's default when small."""
+SYNTHETIC_ROWS = 64
+SYNTHETIC_MIN_ROWS = 8
+SYNTHETIC_MAX_BYTES = 512 * 2**20
+"""Synthetic inputs take at most this much memory: fewer rows for large inputs, and a model whose
+declared shapes do not fit even SYNTHETIC_MIN_ROWS in it is asked for real data instead."""
+_STRING_BYTES = 64
 
 
 @dataclass(frozen=True)
@@ -64,8 +71,14 @@ def read_arrays(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     if not path.is_file():
         raise DataError(f"data file {path} does not exist")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
+        with path.open("rb") as handle:
+            archive = np.load(handle, allow_pickle=False)
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise DataError(
+                    f"{path} holds one array, not named arrays: write it with numpy.savez(path, x=inputs, labels=labels)"
+                )
+            with archive:
+                arrays = {key: archive[key] for key in archive.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise DataError(f"{path} is not a readable .npz file ({exc}); write it with numpy.savez") from exc
     return arrays, arrays.pop(LABELS_KEY, None)
@@ -164,8 +177,9 @@ def with_defaults(specs: tuple[TensorSpec, ...], data: Dataset) -> tuple[TensorS
     return tuple(out)
 
 
-def synthetic_dataset(specs: tuple[TensorSpec, ...], rows: int = 64, seed: int = 0) -> Dataset:
+def synthetic_dataset(specs: tuple[TensorSpec, ...], rows: int = SYNTHETIC_ROWS, seed: int = 0) -> Dataset:
     """Inputs drawn from the signature, for when the user gave no data: good for fidelity, not accuracy."""
+    rows = _synthetic_rows(specs, rows)
     rng = np.random.default_rng(seed)
     inputs = {}
     for spec in specs:
@@ -174,7 +188,9 @@ def synthetic_dataset(specs: tuple[TensorSpec, ...], rows: int = 64, seed: int =
             continue
         shape = [_synthetic_size(spec, axis, dim, rows) for axis, dim in enumerate(spec.shape)]
         if spec.dtype.startswith("float"):
-            inputs[spec.name] = rng.random(shape).astype(spec.dtype)
+            inputs[spec.name] = rng.random(shape, dtype=np.float64 if spec.dtype == "float64" else np.float32).astype(
+                spec.dtype, copy=False
+            )
         elif spec.dtype == "string":
             inputs[spec.name] = np.array(rng.choice(["a", "b", "c"], size=shape), dtype=object)
         elif spec.dtype == "bool":
@@ -185,6 +201,30 @@ def synthetic_dataset(specs: tuple[TensorSpec, ...], rows: int = 64, seed: int =
     return Dataset(
         inputs=inputs, axes=axes, labels=None, source="synthetic inputs drawn from the signature", synthetic=True
     )
+
+
+def _synthetic_rows(specs: tuple[TensorSpec, ...], rows: int) -> int:
+    """How many synthetic rows fit in SYNTHETIC_MAX_BYTES, counted from the declared shapes before
+    anything is allocated (a graph may declare [batch, 100000, 100000])."""
+    per_row = fixed = 0
+    for spec in specs:
+        if spec.default is not None:
+            continue
+        itemsize = _STRING_BYTES if spec.dtype == "string" else np.dtype(spec.dtype).itemsize
+        size = math.prod(_synthetic_size(spec, axis, dim, 1) for axis, dim in enumerate(spec.shape)) * itemsize
+        scales = spec.batch_axis is not None and not isinstance(spec.shape[spec.batch_axis], int)
+        if scales:
+            per_row += size
+        else:
+            fixed += size
+    needed = fixed + per_row * SYNTHETIC_MIN_ROWS
+    if needed > SYNTHETIC_MAX_BYTES:
+        raise DataError(
+            f"no --eval data, and the inputs the model declares ({'; '.join(s.describe() for s in specs)}) would "
+            f"take {needed / 2**30:.3g} GiB as {SYNTHETIC_MIN_ROWS} synthetic rows: give --eval (or --calibration) "
+            "data, a .npz of real inputs"
+        )
+    return min(rows, (SYNTHETIC_MAX_BYTES - fixed) // per_row) if per_row else rows
 
 
 def _synthetic_size(spec: TensorSpec, axis: int, dim: int | str, rows: int) -> int:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from handlers.errors import reason
+from packager import interrupt
 from packager.errors import ExportError
 from packager.load import TorchModel
 
@@ -89,8 +90,14 @@ def flatten(result: Any, prefix: str = "") -> list[tuple[str, torch.Tensor]]:
 def export_torch(model: TorchModel, path: Path, *, atol: float = PARITY_ATOL) -> ExportResult:
     import torch
 
-    with torch.no_grad():
-        outputs = flatten(model.call(model.module, list(model.example_inputs.values())))
+    try:
+        with torch.no_grad():
+            outputs = flatten(model.call(model.module, list(model.example_inputs.values())))
+    except ExportError:
+        raise
+    except Exception as exc:
+        raise ExportError(f"{model.source}: forward() fails on the factory's example inputs: {reason(exc)}. "
+                          f"{_example_hint(model)}") from exc  # fmt: skip
     if not outputs:
         raise ExportError(f"{model.source}: forward() returned no tensors")
     names = list(model.output_names or [name for name, _ in outputs])
@@ -107,6 +114,7 @@ def export_torch(model: TorchModel, path: Path, *, atol: float = PARITY_ATOL) ->
             _export(model, path, names, axes, dynamo=not label.startswith("TorchScript"))
             diff = parity(model, path, axes)
         except ExportError as exc:
+            interrupt.check()  # a signal torch swallowed (an interrupted lazy import) is no failed export
             failures.append(f"{label}: {exc}")
             continue
         if diff <= atol:
@@ -116,6 +124,18 @@ def export_torch(model: TorchModel, path: Path, *, atol: float = PARITY_ATOL) ->
     raise ExportError(
         f"torch.onnx.export failed for {model.source}: {' | '.join(failures)}. Check forward() for data-dependent "
         "control flow or randomness, or export the model to ONNX yourself and pack the .onnx file"
+    )
+
+
+def _example_hint(model: TorchModel) -> str:
+    """What the examples are against what the weights are: the usual mistake is float64 examples."""
+    examples = ", ".join(
+        f"{name} {str(t.dtype).removeprefix('torch.')}{list(t.shape)}" for name, t in model.example_inputs.items()
+    )
+    weights = sorted({str(p.dtype).removeprefix("torch.") for p in model.module.parameters()})
+    held = f" and the weights are {'/'.join(weights)}" if weights else ""
+    return (
+        f"The examples are {examples}{held}: give examples of the dtype and shape forward() takes (e.g. tensor.float())"
     )
 
 

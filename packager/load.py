@@ -109,6 +109,7 @@ def load_onnx(path: Path, options: LoadOptions) -> OnnxModel:
     import onnx
     from onnx.external_data_helper import uses_external_data
 
+    source = path
     if not path.exists():
         raise ModelLoadError(f"model {path} does not exist")
     if not path.is_file():
@@ -143,8 +144,12 @@ def load_onnx(path: Path, options: LoadOptions) -> OnnxModel:
         raise ModelLoadError(
             f"{path} is not a valid ONNX model ({reason(exc)}); export it again, or give a torch factory file.py:build"
         ) from exc
-    if not model.graph.input:
-        raise ModelLoadError(f"{path} has no graph inputs; lambdafit serves models that take inputs")
+    initializers = {tensor.name for tensor in model.graph.initializer}
+    if all(value.name in initializers for value in model.graph.input):
+        raise ModelLoadError(
+            f"{source} takes no inputs (its graph has none, or every one has a value in its initializers, so it "
+            "computes a constant): export the model with its inputs as graph inputs"
+        )
     return OnnxModel(path=path, notes=notes)
 
 

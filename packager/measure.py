@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -19,6 +18,7 @@ from handlers.runtime import ModelRuntime, open_session
 from handlers.tensors import Output
 from packager.data import Dataset
 from packager.errors import LambdafitError
+from packager.interrupt import run_child
 from packager.quality import Metric, Outputs
 
 EVAL_BATCH = 32
@@ -118,13 +118,7 @@ def cold_start(path: Path, data: Dataset, rows: int) -> dict[str, float]:
         feed_path = Path(tmp) / "feed.npz"
         feed = {k: v.astype(str) if v.dtype == object else v for k, v in data.feed(rows).items()}
         np.savez(feed_path, **feed)  # type: ignore[arg-type]
-        result = subprocess.run(
-            [sys.executable, "-m", "packager.probe", str(path), str(feed_path)],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
+        result = run_child([sys.executable, "-m", "packager.probe", str(path), str(feed_path)], timeout=600)
     if result.returncode != 0:
         raise LambdafitError(f"the model failed in a fresh onnxruntime process: {result.stderr.strip()[-300:]}")
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))

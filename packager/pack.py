@@ -22,14 +22,14 @@ from handlers.contract import RuntimeSettings, S3Uri
 from handlers.errors import plain, reason
 from handlers.manifest import DimBounds, Manifest, RequestLimits, RuntimeHints, Task, TensorSpec, sha256_file
 from handlers.runtime import open_session
-from packager import memory, recipes, snapstart
+from packager import interrupt, memory, recipes, snapstart
 from packager.batch import map_batch_rows
 from packager.bundle import BundleSpec, check_target, fill, predict_body, staged
 from packager.classify import class_count, class_labels, find_classifier, label_indices, metadata_labels
 from packager.config import Arch, MemoryObjective, Mode, PackageType, PackConfig, split_factory
 from packager.cost import MB_PER_VCPU, estimate
 from packager.data import Dataset, make_dataset, read_arrays, shapes, synthetic_dataset, with_defaults
-from packager.errors import LambdafitError, ModelLoadError
+from packager.errors import DataError, LambdafitError, ModelLoadError
 from packager.export import export_torch
 from packager.fit import Candidate, Failed, FitResult, Measured, choose
 from packager.limits import RowCosts, derive, per_row_elements
@@ -362,6 +362,7 @@ def _interface(prepared: Prepared, provisional: Manifest, reference: Outputs) ->
     known = len(config.labels or prepared.model.labels) or None
     classifier = find_classifier(prepared.outputs, reference, config.classifier_output, known)
     names: tuple[str, ...] = ()
+    count = None
     if classifier is not None:
         spec = next(s for s in prepared.outputs if s.name == classifier)
         count = class_count(spec, reference[classifier]) or 0
@@ -378,11 +379,17 @@ def _interface(prepared: Prepared, provisional: Manifest, reference: Outputs) ->
             "name the output with --classifier-output"
         )
     charset = ctc_charset(metadata)
+    if labels is not None and classifier is None and charset is None and config.eval_data is not None:
+        raise DataError(
+            f"{prepared.data.eval.source} has 'labels', but no output looks like class scores "
+            f"({', '.join(s.describe() for s in prepared.outputs)}): name the one that holds them with "
+            "--classifier-output, or leave the labels out (quality is then fidelity to fp32)"
+        )
     metric = pick_metric(
         reference,
         prepared.outputs,
         classifier=classifier,
-        label_indices=label_indices(labels, names, prepared.data.eval.source)
+        label_indices=label_indices(labels, names, prepared.data.eval.source, count)
         if classifier is not None and labels is not None
         else None,
         label_names=names,
@@ -421,6 +428,7 @@ def _candidate(
         measured = deps.measure(path, prepared.data.eval, reference, metric, manifest)
         parameters = count_parameters(path)
     except Exception as exc:
+        interrupt.check()  # a signal is no failed recipe
         return Failed(recipe.name, reason(exc), _detail(exc))
     package = prepared.size.of(measured.size_bytes, measured.compressed_bytes)
     return Measured(recipe.name, path, measured, package, parameters)

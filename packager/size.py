@@ -8,7 +8,6 @@ the base image.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import handlers
 from packager.config import NAMED_BUDGETS, Budget, PackageType
 from packager.errors import BundleError
+from packager.interrupt import run_child
 from packager.wheels import WheelSet
 
 BASE_IMAGE_BYTES = 600_000_000
@@ -110,10 +110,8 @@ def compile_bytecode(function: Path, python: str) -> int:
     interpreter = runtime_interpreter(python)
     if interpreter is None:
         return 0
-    subprocess.run(
-        [interpreter, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", str(function)],
-        capture_output=True,
-        check=False,
+    run_child(
+        [interpreter, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", str(function)]
     )
     compiled = list(function.rglob("*.pyc"))
     added = sum(path.stat().st_size for path in compiled)

@@ -11,9 +11,18 @@ from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
-from handlers.contract import BATCH_HANDLER, ENV_RESULTS_URI, HANDLER, ApiKind, RuntimeSettings
+from handlers.contract import (
+    BATCH_HANDLER,
+    DIMENSION_SERVICE,
+    DIMENSION_VERSION,
+    ENV_RESULTS_URI,
+    HANDLER,
+    METRIC_SERVER_ERRORS,
+    ApiKind,
+    RuntimeSettings,
+)
 from handlers.routes import ROUTES, Route
-from packager.config import Arch, Auth, PackageType
+from packager.config import Arch, Auth, PackageType, check_auth
 from packager.snapstart import SnapStartError
 from packager.snapstart import conflicts as snapstart_conflicts
 
@@ -29,6 +38,8 @@ ACCESS_LOG_FORMAT = (
 )
 LATENCY_ALARM_FACTOR = 0.8
 """The p99 duration alarm fires at 80% of the function timeout."""
+"""The handler's EMF count of 5xx answers, by `context.function_version` alone (no service dimension):
+CloudWatch matches a metric's exact dimension set, so the alarm names exactly this one."""
 _ENUMS: dict[str, type[StrEnum]] = {"arch": Arch, "package_type": PackageType, "api": ApiKind, "auth": Auth}
 
 
@@ -60,6 +71,7 @@ class AppModel:
     """Rows per Distributed Map batch (packager.batch.map_batch_rows)."""
 
     def __post_init__(self) -> None:
+        check_auth(self.api, self.auth)
         if self.snapstart and (reasons := snapstart_conflicts(self.python, self.provisioned_concurrency, self.tmp_mb)):
             raise SnapStartError(f"SnapStart cannot apply: {'; '.join(reasons)}")
 
@@ -117,7 +129,7 @@ def _render_function(app: AppModel) -> dict[str, Any]:
         "AutoPublishAlias": ALIAS,
         "DeploymentPreference": {
             "Type": "Canary10Percent5Minutes",
-            "Alarms": [{"Ref": f"{app.prefix}ErrorsAlarm"}, {"Ref": f"{app.prefix}LatencyAlarm"}],
+            "Alarms": [{"Ref": app.prefix + alarm} for alarm in ROLLBACK_ALARMS],
         },
         "Environment": {"Variables": app.settings.to_env()},
         "Events": _render_events(app),
@@ -210,7 +222,9 @@ def _render_api(app: AppModel) -> dict[str, Any]:
     if app.api is ApiKind.REST:
         auth: dict[str, Any] = {}
         if app.auth is Auth.IAM:
-            auth = {"DefaultAuthorizer": "AWS_IAM"}
+            # InvokeRole NONE: API Gateway calls the function under its resource policy, not with each
+            # caller's credentials (which would make every caller need lambda:InvokeFunction too).
+            auth = {"DefaultAuthorizer": "AWS_IAM", "InvokeRole": "NONE"}
         elif app.auth is Auth.API_KEY:
             auth = {
                 "ApiKeyRequired": True,
@@ -287,38 +301,68 @@ def _log_group(name: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
+def _new_version(app: AppModel) -> dict[str, Any]:
+    """The version AutoPublishAlias publishes in this deployment (SAM's `<Function>.Version` resource):
+    the alarms watch it alone, so the canary is judged by its own requests, not the old version's."""
+    return {"Fn::GetAtt": [f"{app.logical_id}.Version", "Version"]}
+
+
 def _render_alarms(app: AppModel) -> dict[str, Any]:
-    dimensions = [
+    """Three alarms roll a canary back: the handler's own 5xx answers (a 503 is a successful invocation
+    to Lambda, so AWS/Lambda Errors never counts it), crashes and timeouts, and p99 duration."""
+    lambda_dimensions = [
         {"Name": "FunctionName", "Value": {"Ref": app.logical_id}},
         {"Name": "Resource", "Value": {"Fn::Sub": f"${{{app.logical_id}}}:{ALIAS}"}},
+        {"Name": "ExecutedVersion", "Value": _new_version(app)},
     ]
-    common = {"Namespace": "AWS/Lambda", "Dimensions": dimensions, "Period": 60, "EvaluationPeriods": 2}
+    common = {"Period": 60, "TreatMissingData": "notBreaching"}
+    lambda_common = common | {"Namespace": "AWS/Lambda", "Dimensions": lambda_dimensions}
     return {
-        f"{app.prefix}ErrorsAlarm": {
+        f"{app.prefix}ServerErrorsAlarm": {
             "Type": "AWS::CloudWatch::Alarm",
             "Properties": common
             | {
-                "AlarmDescription": f"{app.name}: function errors (5xx) on the live alias; rolls a canary back",
-                "MetricName": "Errors",
+                "AlarmDescription": f"{app.name}: the new version answered 5xx (its own EMF metric); rolls a canary back",
+                "Namespace": app.settings.namespace,
+                "MetricName": METRIC_SERVER_ERRORS,
+                "Dimensions": [
+                    {"Name": DIMENSION_SERVICE, "Value": app.settings.service},
+                    {"Name": DIMENSION_VERSION, "Value": _new_version(app)},
+                ],
                 "Statistic": "Sum",
+                "EvaluationPeriods": 1,
                 "Threshold": 1,
                 "ComparisonOperator": "GreaterThanOrEqualToThreshold",
-                "TreatMissingData": "notBreaching",
+            },
+        },
+        f"{app.prefix}ErrorsAlarm": {
+            "Type": "AWS::CloudWatch::Alarm",
+            "Properties": lambda_common
+            | {
+                "AlarmDescription": f"{app.name}: the new version crashed or timed out; rolls a canary back",
+                "MetricName": "Errors",
+                "Statistic": "Sum",
+                "EvaluationPeriods": 1,
+                "Threshold": 1,
+                "ComparisonOperator": "GreaterThanOrEqualToThreshold",
             },
         },
         f"{app.prefix}LatencyAlarm": {
             "Type": "AWS::CloudWatch::Alarm",
-            "Properties": common
+            "Properties": lambda_common
             | {
-                "AlarmDescription": f"{app.name}: p99 duration near the timeout; rolls a canary back",
+                "AlarmDescription": f"{app.name}: the new version's p99 duration is near the timeout; rolls a canary back",
                 "MetricName": "Duration",
                 "ExtendedStatistic": "p99",
+                "EvaluationPeriods": 2,
                 "Threshold": int(app.timeout_s * 1000 * LATENCY_ALARM_FACTOR),
                 "ComparisonOperator": "GreaterThanThreshold",
-                "TreatMissingData": "notBreaching",
             },
         },
     }
+
+
+ROLLBACK_ALARMS = ("ServerErrorsAlarm", "ErrorsAlarm", "LatencyAlarm")
 
 
 def _render_outputs(app: AppModel) -> dict[str, Any]:
@@ -331,8 +375,25 @@ def _render_outputs(app: AppModel) -> dict[str, Any]:
     return {
         "Endpoint": {"Description": "Base URL of the endpoint: POST {Endpoint}predict", "Value": {"Fn::Sub": url}},
         "FunctionName": {"Description": "The inference function", "Value": {"Ref": app.logical_id}},
-        "Auth": {"Description": "How callers authenticate", "Value": app.auth.value},
-    }
+        "Auth": {"Description": "What the endpoint enforces on every route", "Value": _enforced(app)},
+    } | (
+        {"ApiKeyId": {"Description": "The API key's id: aws apigateway get-api-key --include-value --api-key <id>",
+                      "Value": {"Ref": f"{app.prefix}ApiApiKey"}}}
+        if app.auth is Auth.API_KEY
+        else {}
+    )  # fmt: skip
+
+
+def _enforced(app: AppModel) -> str:
+    if app.auth is Auth.NONE:
+        return "none: anyone who has the URL may call every route"
+    if app.auth is Auth.API_KEY:
+        return (
+            "api-key: every route needs the x-api-key header of the key in output ApiKeyId "
+            f"(usage plan {app.throttle_rate} requests/s, burst {app.throttle_burst})"
+        )
+    action = "lambda:InvokeFunctionUrl" if app.api is ApiKind.FUNCTION_URL else "execute-api:Invoke"
+    return f"iam: every route needs a SigV4-signed request from a principal allowed {action}"
 
 
 BATCH_TIMEOUT_S = 300

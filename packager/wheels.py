@@ -7,7 +7,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import zipfile
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from packager.config import Arch
 from packager.errors import WheelError
+from packager.interrupt import run_child
 
 RUNTIME_GLIBC = {"3.11": (2, 26), "3.12": (2, 34), "3.13": (2, 34)}
 """glibc of the Lambda base image: python3.11 runs on Amazon Linux 2, 3.12+ on Amazon Linux 2023."""
@@ -130,7 +130,7 @@ def _download(requirements: tuple[str, ...], python: str, arch: Arch, target: Pa
     ]
     for platform in _PLATFORMS[arch]:
         command += ["--platform", platform]
-    result = subprocess.run([*command, *requirements], capture_output=True, text=True, check=False)
+    result = run_child([*command, *requirements])
     if result.returncode != 0:
         errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR")]
         raise WheelError(
@@ -189,7 +189,7 @@ def install_wheels(wheels: WheelSet, target: Path, python: str, arch: Arch) -> N
     ]
     for platform in _PLATFORMS[arch]:
         command += ["--platform", platform]
-    result = subprocess.run([*command, *wheels.requirements], capture_output=True, text=True, check=False)
+    result = run_child([*command, *wheels.requirements])
     if result.returncode != 0:
         raise WheelError(f"could not install the runtime wheels into {target}: {result.stderr.strip()[-400:]}")
     for path in sorted(target.rglob("*"), reverse=True):

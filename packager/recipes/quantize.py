@@ -3,6 +3,7 @@ run time), all ops or MatMul/Gemm only, and static (calibrated activations, per-
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -103,7 +104,10 @@ def _prepare(source: Path, target: Path) -> Path:
     prepared = target.with_suffix(".pre.onnx")
     for options in ({}, {"skip_symbolic_shape": True}):
         try:
-            quant_pre_process(str(source), str(prepared), skip_optimization=True, **options)
+            # Its symbolic shape inference writes sym_shape_infer_temp.onnx into the working folder when
+            # it gives up: let that be the pack's own temporary folder, not the user's.
+            with contextlib.chdir(prepared.parent):
+                quant_pre_process(str(source.resolve()), str(prepared.resolve()), skip_optimization=True, **options)
             return prepared
         except Exception:
             continue

@@ -31,11 +31,7 @@ class FakeRuntime:
         return {"logits": np.zeros((len(inputs["x"]), 10), dtype=np.float32)}
 
 
-def test_each_invocation_writes_one_emf_line_and_errors_their_own(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
-    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "digits")
+def test_each_invocation_writes_one_emf_line_and_errors_their_own(capsys: pytest.CaptureFixture[str]) -> None:
     out = io.StringIO()
     settings = RuntimeSettings(service="digits", metrics=True)
     handler = serve(Service(runtime=FakeRuntime()), settings, load_ms=12.5, metrics_out=out)  # type: ignore[arg-type]
@@ -45,7 +41,7 @@ def test_each_invocation_writes_one_emf_line_and_errors_their_own(
 
     assert handler(load_event("predict-rest.json"), Context())["statusCode"] == 200
     assert handler(load_event("wrong-shape-rest.json"), Context())["statusCode"] == 400
-    first, second = (json.loads(line) for line in out.getvalue().splitlines())
+    first, by_code, second = (json.loads(line) for line in out.getvalue().splitlines())
     for line in (first, second):
         [directive] = line["_aws"]["CloudWatchMetrics"]
         assert directive["Namespace"] == "lambdafit" and directive["Dimensions"] == [["service"]]
@@ -53,9 +49,9 @@ def test_each_invocation_writes_one_emf_line_and_errors_their_own(
         assert {m["Name"] for m in directive["Metrics"]} <= set(line)  # every declared metric has a value
     assert first["InferenceLatency"] >= 0 and first["ColdStart"] == 1 and first["ModelLoadTime"] == 12.5
     assert "ColdStart" not in second and second["ClientErrors"] == 1 and "InferenceLatency" not in second
-    [by_code] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"Errors"' in line]
-    assert by_code["code"] == "wrong_shape" and by_code["Errors"] == [1.0]
-    assert sorted(by_code["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0]) == ["code", "service"]
+    assert by_code["code"] == "wrong_shape" and by_code["Errors"] == 1 and by_code["service"] == "digits"
+    assert by_code["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service", "code"]]
+    assert '"_aws"' not in capsys.readouterr().out  # every metric went to the function's metrics stream
 
 
 def test_disabled_metrics_write_nothing(capsys: pytest.CaptureFixture[str]) -> None:

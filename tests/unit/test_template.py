@@ -38,9 +38,13 @@ def test_rest_api_is_closed_by_iam_and_throttled() -> None:
     fn = resources["MyModelFunction"]["Properties"]
     assert fn["Architectures"] == ["arm64"] and fn["MemorySize"] == 2048
     assert fn["AutoPublishAlias"] == "live"
-    assert fn["DeploymentPreference"]["Alarms"] == [{"Ref": "MyModelErrorsAlarm"}, {"Ref": "MyModelLatencyAlarm"}]
+    assert fn["DeploymentPreference"]["Alarms"] == [
+        {"Ref": "MyModelServerErrorsAlarm"},
+        {"Ref": "MyModelErrorsAlarm"},
+        {"Ref": "MyModelLatencyAlarm"},
+    ]
     api = resources["MyModelApi"]["Properties"]
-    assert api["Auth"] == {"DefaultAuthorizer": "AWS_IAM"}
+    assert api["Auth"] == {"DefaultAuthorizer": "AWS_IAM", "InvokeRole": "NONE"}
     assert api["MethodSettings"][0]["ThrottlingRateLimit"] == 50
     events = {(e["Properties"]["Path"], e["Properties"]["Method"]) for e in fn["Events"].values()}
     assert events == {(r.path, r.method.lower()) for r in ROUTES} | {("/{proxy+}", "any")}
