@@ -23,7 +23,7 @@ import math
 import os
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,18 @@ CONTENDED = 0.8
 BALANCED_WEIGHT = 0.5
 SECONDS_PER_SIZE = 0.6
 MIN_CALLS = 5
+
+
+def thread_choices(memory_mb: int) -> tuple[int | None, ...]:
+    """onnxruntime intra-op threads worth measuring at a size: one below one vCPU, where a second thread
+    only spins against the quota (measured here: the digits CNN and the transformer ran 2-2.4x slower with
+    two threads than with one at 0.29 and 0.43 vCPU); from one vCPU, one or a thread per visible core (None)."""
+    return (1,) if memory_mb < MB_PER_VCPU else (1, None)
+
+
+def intra_op_threads(memory_mb: int) -> int | None:
+    """The threads for a size that was not measured: one below one vCPU, a thread per visible core above."""
+    return thread_choices(memory_mb)[-1]
 
 
 def floor_mb(peak_rss_mb: float) -> int:
@@ -81,6 +93,8 @@ class SweepPoint:
     usd_per_million: float
     cpu_vcpus: float = 0.0
     """CPU the process used per second of wall time: well under its share when the machine was busy."""
+    threads: int | None = None
+    """onnxruntime intra-op threads it ran with (the faster of those measured); None: one per visible core."""
 
     @property
     def contended(self) -> bool:
@@ -103,6 +117,7 @@ class SweepPoint:
             throttled_ms=raw["throttled_ms"],
             usd_per_million=round(compute + PRICE_PER_MILLION_REQUESTS, 4),
             cpu_vcpus=round(float(raw.get("cpu_vcpus", 0.0)), 3),
+            threads=raw.get("threads", intra_op_threads(memory)),
         )
 
 
@@ -130,14 +145,14 @@ class MemoryChoice:
     def table(self) -> list[str]:
         """Markdown rows: one per measured size."""
         lines = [
-            "| memory MB | vCPU | CPU used | mean ms | p50 ms | p95 ms | billed ms | $ per million | |",
-            "|" + "---|" * 9,
+            "| memory MB | vCPU | threads | CPU used | mean ms | p50 ms | p95 ms | billed ms | $ per million | |",
+            "|" + "---|" * 10,
         ]
         for p in self.points:
             mark = "CHOSEN" if p is self.chosen else ""
             busy = " (busy)" if p.contended else ""
             lines.append(
-                f"| {p.memory_mb} | {p.vcpus:.2f} | {p.cpu_vcpus:.2f}{busy} | {p.mean_ms:.2f} | {p.p50_ms:.2f} | "
+                f"| {p.memory_mb} | {p.vcpus:.2f} | {p.threads or 'per core'} | {p.cpu_vcpus:.2f}{busy} | {p.mean_ms:.2f} | {p.p50_ms:.2f} | "
                 f"{p.p95_ms:.2f} | {p.billed_ms:.2f} | {p.usd_per_million:.4f} | {mark} |"
             )
         return lines
@@ -201,12 +216,28 @@ def stage_model_dir(
     return folder
 
 
+def single_thread_copy(model_dir: Path) -> Path:
+    """The same model folder with a manifest that asks for one intra-op thread, beside the original."""
+    target = model_dir.with_name(model_dir.name + "-1thread")
+    target.mkdir(exist_ok=True)
+    manifest = Manifest.load(model_dir)
+    for source in model_dir.iterdir():
+        if source.name != MANIFEST_FILE and not (target / source.name).exists():
+            os.symlink(source.resolve(), target / source.name)
+    single = replace(manifest, runtime=replace(manifest.runtime, intra_op_threads=1))
+    (target / MANIFEST_FILE).write_text(single.dumps(), encoding="utf-8")
+    return target
+
+
 def sweep(model_dir: Path, sizes: tuple[int, ...], objective: MemoryObjective, arch: Arch, floor: int) -> MemoryChoice:
-    """Run packager.memprobe in a fresh process inside a new cgroup, and choose from what it measured."""
+    """Run packager.memprobe in a fresh process inside a new cgroup, and choose from what it measured.
+    Each size runs with the threads the bundle will use at that size (`intra_op_threads`)."""
+    single = single_thread_copy(model_dir)
     quota = CgroupQuota.create(f"lambdafit-sweep-{os.getpid()}")
     environ = os.environ | {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
     try:
-        command = [sys.executable, "-m", "packager.memprobe", str(model_dir), str(quota.path), str(int(quota.v2))]
+        command = [sys.executable, "-m", "packager.memprobe", str(model_dir), str(single), str(quota.path),
+                   str(int(quota.v2))]  # fmt: skip
         command += [",".join(map(str, sizes)), str(SECONDS_PER_SIZE)]
         result = subprocess.run(command, capture_output=True, text=True, env=environ, timeout=1800, check=False)
     finally:
@@ -218,6 +249,7 @@ def sweep(model_dir: Path, sizes: tuple[int, ...], objective: MemoryObjective, a
     method = (
         f"the handler answering its sample request back to back in a fresh process under a cgroup CPU quota of "
         f"memory/1,769 vCPU per {raw['period_ms']:.0f} ms period (what `docker run --cpus` sets), "
-        f"{raw['cores']} cores visible; {arch.value} us-east-1 prices"
+        f"{raw['cores']} cores visible, one onnxruntime thread below 1,769 MB and the faster of one or one per core "
+        f"from there; {arch.value} us-east-1 prices"
     )
     return choose(points, objective, floor, method)

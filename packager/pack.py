@@ -464,7 +464,8 @@ def assemble(prepared: Prepared, evaluated: Evaluated, deps: Collaborators, prog
                 f"the zip is about {zipped / 1e6:.0f} MB zipped, over the 50 MB direct-upload limit: "
                 "sam deploy uploads it through S3 (samconfig sets resolve_s3), which Lambda accepts up to 250 MB unzipped"
             )
-    manifest = _manifest(prepared, evaluated, cost.memory_mb)
+    threads = memory_choice.chosen.threads if memory_choice else memory.intra_op_threads(cost.memory_mb)
+    manifest = replace(_manifest(prepared, evaluated, cost.memory_mb), runtime=RuntimeHints(cost.memory_mb, threads))
     manifest = replace(manifest, limits=_limits(manifest, chosen, prepared.data.eval, deps, cost.memory_mb))
     check_preprocessing(prepared.preprocessing, manifest)
     settings = RuntimeSettings(tracing=config.tracing, service=config.name, metrics=True)

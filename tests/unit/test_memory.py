@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from packager.config import Arch, MemoryObjective, PackConfig
-from packager.memory import SweepPoint, choose, floor_mb, sweep_sizes
+from packager.memory import SweepPoint, choose, floor_mb, intra_op_threads, sweep_sizes, thread_choices
 
 
 def point(memory: int, mean_ms: float) -> SweepPoint:
@@ -73,3 +73,18 @@ def test_a_size_that_got_less_cpu_than_its_share_is_flagged_as_measured_on_a_bus
     assert choose((quiet,), MemoryObjective.COST, 1769, "t").contention_note is None
     note = choose((busy,), MemoryObjective.COST, 1769, "t").contention_note
     assert note is not None and "at 1769 MB" in note
+
+
+def test_one_onnxruntime_thread_below_one_vcpu_and_both_counts_measured_from_there() -> None:
+    assert thread_choices(1024) == (1,) and thread_choices(1769) == (1, None)
+    assert intra_op_threads(512) == 1 and intra_op_threads(3008) is None
+    raw = {
+        "memory_mb": 2048,
+        "mean_ms": 1.0,
+        "p50_ms": 1.0,
+        "p95_ms": 1.0,
+        "billed_ms": 1.0,
+        "calls": 5,
+        "throttled_ms": 0.0,
+    }
+    assert SweepPoint.measured(Arch.X86_64, raw | {"threads": 1}).threads == 1

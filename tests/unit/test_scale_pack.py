@@ -41,8 +41,15 @@ def test_memory_size_is_the_sweeps_choice_and_the_report_shows_the_table(tmp_pat
     assert template["Resources"]["TinyFunction"]["Properties"]["MemorySize"] == 1769  # fastest of the tied cheapest
     report = json.loads((result.bundle / "report.json").read_text())
     assert report["memory"]["chosen"]["memory_mb"] == report["cost"]["memory_mb"] == 1769
-    assert "| 1769 | 1.00 |" in (result.bundle / "report.md").read_text()
-    assert (result.bundle / "memory.png").is_file()
+    assert "| 1769 | 1.00 | per core |" in (result.bundle / "report.md").read_text()
+    manifest = json.loads((result.bundle / "function" / "model" / "manifest.json").read_text())
+    assert manifest["runtime"] == {"memory_mb": 1769, "intra_op_threads": None}
+
+
+def test_below_one_vcpu_the_bundle_runs_one_onnxruntime_thread(tmp_path: Path) -> None:
+    result = pack(config(tmp_path, recipes=("copy",)), collaborators=replace(FAKES, sweep=no_quota))
+    manifest = json.loads((result.bundle / "function" / "model" / "manifest.json").read_text())
+    assert manifest["runtime"] == {"memory_mb": 512, "intra_op_threads": 1}
 
 
 def test_without_a_cpu_quota_memory_follows_the_peak_rss_and_says_so(tmp_path: Path) -> None:
