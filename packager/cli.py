@@ -315,6 +315,7 @@ def batch(
     target: Annotated[Path, typer.Argument(metavar="OUTPUT", help=".jsonl of answers, one line per row")],
 ) -> None:
     """Run BUNDLE's handler over every row of INPUT, as the batch function does on AWS, into OUTPUT."""
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the lines are the output; errors still log
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from packager.batch import count_rows, run_batch
