@@ -99,6 +99,15 @@ class AppModel:
         return self.prefix + "Function"
 
     @property
+    def batch_logical_id(self) -> str:
+        return self.prefix + "BatchFunction"
+
+    @property
+    def function_ids(self) -> tuple[str, ...]:
+        """Every function of the stack, all built from the same code folder."""
+        return (self.logical_id, self.batch_logical_id) if self.batch else (self.logical_id,)
+
+    @property
     def tmp_mb(self) -> int:
         """Ephemeral storage: Lambda's default 512 MB, more when the model is fetched from S3 into /tmp."""
         return _tmp_size_mb(self.model_bytes) if self.settings.model_uri is not None else 512
@@ -434,7 +443,7 @@ def _render_batch(app: AppModel) -> dict[str, Any]:
     if not app.batch:
         return {}
     p = app.prefix
-    fn = f"{p}BatchFunction"
+    fn = app.batch_logical_id
     bucket, queue, dlq, failures = f"{p}BatchBucket", f"{p}BatchQueue", f"{p}BatchDLQ", f"{p}AsyncFailures"
     concurrency = batch_concurrency(app)
     properties: dict[str, Any] = {

@@ -71,6 +71,13 @@ def test_batch_mode_adds_the_batch_stack_and_snapstart_follows_the_flag(tmp_path
     assert json.loads((result.bundle / "function" / "model" / "warmup.json").read_text())["inputs"]
 
 
+def test_a_batch_zip_builds_both_functions_from_its_makefile(tmp_path: Path) -> None:
+    """`sam build` runs build-<LogicalId> for every function whose BuildMethod is makefile."""
+    result = pack(config(tmp_path, recipes=("copy",), mode="batch", package_type="zip"), collaborators=FAKES)
+    makefile = (result.bundle / "function" / "Makefile").read_text()
+    assert "build-TinyFunction build-TinyBatchFunction:" in makefile
+
+
 def test_snapstart_is_off_by_default_for_a_fast_loading_model(tmp_path: Path) -> None:
     result = pack(config(tmp_path, recipes=("copy",)), collaborators=FAKES)
     report = json.loads((result.bundle / "report.json").read_text())
