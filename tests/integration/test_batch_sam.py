@@ -49,8 +49,15 @@ def test_map_batch_in_the_lambda_container_gives_the_lines_lambdafit_batch_write
     event = tmp_path / "map-batch.json"
     items = [{"index": index, "row": row} for index, row in enumerate(rows)]
     event.write_text(json.dumps({"Items": items, "BatchInput": {"format": "jsonl"}}))
-    result = sam.run("local", "invoke", "-e", str(event), "--skip-pull-image", "DigitsBatchBatchFunction",
-                     cwd=batch_bundle, timeout=600)  # fmt: skip
-    answer = next(json.loads(line) for line in reversed(result.stdout.strip().splitlines()) if line.startswith("["))
+    # `sam local` resolves the bucket's !Ref to its logical id, no bucket name: give the results URI as AWS would.
+    variables = tmp_path / "env.json"
+    variables.write_text(
+        json.dumps({"DigitsBatchBatchFunction": {"LAMBDAFIT_RESULTS_URI": "s3://digits-batch/results"}})
+    )
+    result = sam.run("local", "invoke", "-e", str(event), "--env-vars", str(variables), "--skip-pull-image",
+                     "DigitsBatchBatchFunction", cwd=batch_bundle, timeout=600)  # fmt: skip
+    lines = [line for line in result.stdout.strip().splitlines() if line.startswith("[")]
+    assert lines, result.stdout[-2000:] + result.stderr[-3000:]
+    answer = json.loads(lines[-1])
     assert answer == local, result.stderr[-2000:]
     assert [line["status"] for line in answer].count(400) == 1
