@@ -97,7 +97,6 @@ def run(name: str, options: dict[str, object], out: Path) -> list[tuple[str, ...
         calibration_data=Path(str(options["calibration"])),
         budget=Budget.parse(str(options["budget"])),
         recipes=tuple(options["recipes"]),
-        python="3.11",
         objective=Objective.SIZE,
         allow_slower=True,  # type: ignore[arg-type]
     )

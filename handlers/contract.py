@@ -31,14 +31,20 @@ DEPLOYMENT_FILE = "deployment.json"
 """What `lambdafit deploy` learned from the stack (endpoint, region, function), for `invoke`, `logs`, `delete`."""
 MODEL_FILE = "model.onnx"
 MANIFEST_FILE = "manifest.json"
+WARMUP_FILE = "warmup.json"
+"""In the model folder: a sample /predict body, run before a SnapStart snapshot (handlers.snapstart)."""
 HANDLER = "handlers.lambda_function.lambda_handler"
 """The function's entry point: the image's CMD, the zip's Handler."""
+BATCH_HANDLER = "handlers.batch_function.lambda_handler"
+"""The batch function's entry point (`pack --mode batch`): SQS, asynchronous and Distributed Map events."""
 
 # The function's environment.
 ENV_MODEL_DIR = "LAMBDAFIT_MODEL_DIR"
 ENV_MODEL_URI = "MODEL_URI"
 ENV_TRACING = "LAMBDAFIT_TRACING"
 ENV_CACHE_DIR = "LAMBDAFIT_CACHE_DIR"
+ENV_RESULTS_URI = "LAMBDAFIT_RESULTS_URI"
+"""s3://bucket/prefix where the batch function writes the lines of SQS and asynchronous rows."""
 ENV_SERVICE = "POWERTOOLS_SERVICE_NAME"
 ENV_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
 ENV_LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"
@@ -46,7 +52,7 @@ ENV_METRICS_DISABLED = "POWERTOOLS_METRICS_DISABLED"
 ENV_DEV = "POWERTOOLS_DEV"
 ENV_VARS = (
     ENV_MODEL_DIR, ENV_MODEL_URI, ENV_TRACING, ENV_CACHE_DIR, ENV_SERVICE, ENV_NAMESPACE, ENV_LOG_LEVEL,
-    ENV_METRICS_DISABLED,
+    ENV_METRICS_DISABLED, ENV_RESULTS_URI,
 )  # fmt: skip
 
 DEFAULT_NAMESPACE = "lambdafit"
@@ -143,6 +149,8 @@ class RuntimeSettings:
     log_level: str = "INFO"
     metrics: bool = field(default_factory=_process_metrics)
     """EMF metrics on stdout (CloudWatch turns them into metrics); off with POWERTOOLS_METRICS_DISABLED."""
+    results_uri: S3Uri | None = None
+    """Where the batch function writes its SQS and asynchronous lines (the stack's batch bucket)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> RuntimeSettings:
@@ -156,6 +164,7 @@ class RuntimeSettings:
             namespace=environ.get(ENV_NAMESPACE) or DEFAULT_NAMESPACE,
             log_level=environ.get(ENV_LOG_LEVEL) or "INFO",
             metrics=metrics_enabled(environ),
+            results_uri=S3Uri.parse(results, prefix_only=True) if (results := environ.get(ENV_RESULTS_URI)) else None,
         )
 
     def to_env(self) -> dict[str, str]:
@@ -171,6 +180,8 @@ class RuntimeSettings:
             env[ENV_TRACING] = "true"
         if not self.metrics:
             env[ENV_METRICS_DISABLED] = "true"
+        if self.results_uri is not None:
+            env[ENV_RESULTS_URI] = str(self.results_uri)
         return env
 
     def with_model_dir(self, model_dir: Path) -> RuntimeSettings:

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from packager.config import Budget, PackageType
+from packager.config import Arch, Budget, PackageType
 from packager.cost import CostEstimate
 from packager.fit import FitResult, Judged, Measured, Verdict
+from packager.memory import MemoryChoice
+from packager.snapstart import SnapStartChoice
 
 COLUMNS = (
     "recipe",
@@ -88,6 +90,10 @@ class Report:
     cost: CostEstimate
     eval_rows: int
     export_max_abs_diff: float | None = None
+    snapstart: SnapStartChoice | None = None
+    memory: MemoryChoice | None = None
+    """The memory sweep MemorySize was chosen from; None when MemorySize follows the peak RSS."""
+    arch: Arch = Arch.X86_64
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -102,6 +108,9 @@ class Report:
             "export_max_abs_diff": self.export_max_abs_diff,
             "cost": self.cost.to_dict(),
             "eval_rows": self.eval_rows,
+            "snapstart": self.snapstart.to_dict() if self.snapstart else None,
+            "memory": self.memory.to_dict() if self.memory else None,
+            "arch": self.arch.value,
             "candidates": [
                 v.candidate.to_dict() | {"eligible": v.eligible, "verdict": v.reason, "drop": v.drop}
                 for v in self.fit.verdicts
@@ -127,20 +136,48 @@ class Report:
         lines += ["", "![size against quality](report.png)", "", "Package parts (installed bytes):", ""]
         lines += [f"- {part}: {size / 1e6:.2f} MB" for part, size in self.parts.items()]
         lines += [f"- total: {sum(self.parts.values()) / 1e6:.2f} MB ({self.package.value} package)"]
-        lines += [
-            "",
-            f"Memory: {self.cost.memory_mb} MB (measured peak RSS with headroom). Estimated cost: "
-            f"${self.cost.usd_per_million:.2f} per million requests ({self.cost.assumptions}).",
-        ]
+        if self.memory is None:
+            lines += [
+                "",
+                f"Memory: {self.cost.memory_mb} MB (measured peak RSS with headroom). Estimated cost: "
+                f"${self.cost.usd_per_million:.2f} per million requests ({self.cost.assumptions}).",
+            ]
+        else:
+            lines += self.memory_section()
+        if self.arch is Arch.ARM64:
+            lines += [
+                "",
+                "arm64: the recipes were chosen by latencies measured on this x86_64 machine; how each quantization "
+                "runs on Graviton2 (Neoverse N1: dot-product instructions, no i8mm) was not measured.",
+            ]
+        if self.snapstart is not None:
+            lines += ["", self.snapstart.describe() + "."]
         if self.export_max_abs_diff is not None:
             lines += ["", f"torch -> ONNX parity: max abs difference {self.export_max_abs_diff:.3g}."]
         if self.notes:
             lines += ["", "Notes:", ""] + [f"- {note}" for note in self.notes]
         return "\n".join(lines) + "\n"
 
+    def memory_section(self) -> list[str]:
+        assert self.memory is not None
+        m = self.memory
+        return [
+            "",
+            f"Memory: **{m.chosen.memory_mb} MB**, chosen for {m.objective.value}: {m.why}. Each size was measured "
+            f"with {m.method}; sizes start at the peak RSS with 30% headroom ({m.floor_mb} MB). Durations are per "
+            "request with requests back to back; cost per million is duration (billed per ms) plus requests, "
+            "API Gateway not included.",
+            "",
+            *m.table(),
+            "",
+            "![cost and latency against memory](memory.png)",
+        ]
+
     def write(self, folder: Path) -> None:
-        from packager.plot import plot
+        from packager.plot import plot, plot_memory
 
         (folder / "report.json").write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
         (folder / "report.md").write_text(self.to_markdown(), encoding="utf-8")
         plot(self.fit, folder / "report.png")
+        if self.memory is not None:
+            plot_memory(self.memory, folder / "memory.png")
