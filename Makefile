@@ -5,8 +5,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 EMULATION ?= ../shared/lambda-emulation
-# The offline SAM harness provides only the python3.11 Lambda base image; real deploys default to 3.12.
-export LAMBDAFIT_PYTHON ?= 3.11
+# Lambda base-image stand-ins the Docker tier uses (../shared/lambda-emulation/README.md): python3.13, the
+# default runtime, on x86_64 and on arm64 under QEMU, and 3.11 for bundles packed with --python 3.11.
+LAMBDA_EMULATION_IMAGES ?= 3.11 3.13 3.13-arm64
+# setup.sh leaves a python3.13 there: zip bundles for python3.13 get their .pyc files compiled with it.
+export PATH := $(PATH):$(or $(LAMBDA_EMULATION_CACHE),/var/cache/lambda-emulation)/bin
 DIGITS := examples/digits
 
 JARGON := examples/jargon
@@ -33,7 +36,7 @@ system:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
 emulation: venv
-	PYTHON=$(BIN)/python bash $(EMULATION)/setup.sh
+	PYTHON=$(BIN)/python LAMBDA_EMULATION_IMAGES="$(LAMBDA_EMULATION_IMAGES)" bash $(EMULATION)/setup.sh
 
 $(DIGITS)/eval.npz $(DIGITS)/train.npz $(DIGITS)/weights.pt &: $(DIGITS)/model.py | venv
 	$(BIN)/python $(DIGITS)/model.py

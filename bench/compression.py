@@ -153,7 +153,6 @@ def run(name: str, case: Case, out: Path) -> list[tuple[str, ...]]:
         calibration_data=case.calibration,
         budget=Budget.parse(case.budget),
         recipes=(*case.recipes, *COMPARATORS),
-        python="3.11",
         objective=Objective.LATENCY,
         max_drop=MAX_DROP,
         allow_slower=True,  # every candidate stays eligible; lambdafit's own choice is recomputed below

@@ -82,7 +82,6 @@ def main() -> None:
             name="digits",
             output_dir=Path(tmp),
             eval_data=ROOT / "examples/digits/eval.npz",
-            python="3.11",
             recipes=("slim+int8-static",),
         )
         bundle = pack(config).bundle

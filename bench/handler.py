@@ -50,7 +50,7 @@ Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 def bundle_for(name: str, out: Path) -> Path:
     model = f"{ROOT}/examples/digits/model.py:build" if name == "digits" else f"{PEERS}/mid_transformer.py:build"
     eval_data = ROOT / "examples/digits/eval.npz" if name == "digits" else None
-    config = PackConfig(model=model, name=name, output_dir=out, eval_data=eval_data, python="3.11", recipes=("slim",))
+    config = PackConfig(model=model, name=name, output_dir=out, eval_data=eval_data, recipes=("slim",))
     return pack(config).bundle
 
 

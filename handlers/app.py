@@ -282,6 +282,12 @@ def make_handler(settings: RuntimeSettings) -> Callable[[dict[str, Any], Any], d
         from handlers.generation_app import make_generation_handler
 
         return make_generation_handler(settings)
+    service, load_ms = load(settings)
+    return serve(service, settings, load_ms)
+
+
+def load(settings: RuntimeSettings) -> tuple[Service, float]:
+    """The model's service, loaded (or failed, to be retried), and what loading took in ms."""
     start = time.perf_counter()
     logger.append_keys(service=settings.service)
     service = load_service(settings)
@@ -290,7 +296,7 @@ def make_handler(settings: RuntimeSettings) -> Callable[[dict[str, Any], Any], d
     logger.info(
         "model loaded" if service.runtime else "model not loaded", extra={"load_ms": round(load_ms, 2)} | timings
     )
-    return serve(service, settings, load_ms)
+    return service, load_ms
 
 
 def serve(

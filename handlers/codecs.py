@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -54,31 +55,34 @@ class ImageCodec:
         Image.MAX_IMAGE_PIXELS = self.max_pixels
         images = []
         total = 0
-        try:
-            for index, blob in enumerate(blobs):
-                image = Image.open(io.BytesIO(blob))
-                if image.format not in ("PNG", "JPEG", "MPO"):
-                    raise BadRequestError(f"image {index} is {image.format}; send PNG or JPEG", code="bad_image")
-                total += image.width * image.height
-                if total > self.max_pixels:
-                    raise PayloadTooLargeError(
-                        f"the images add up to more than {self.max_pixels} pixels (read from their headers, "
-                        f"{total} by image {index}): send smaller images or fewer per request",
-                        code="image_too_large",
-                    )
-                images.append(image)
-            arrays = [self._pixels(image) for image in images]
-        except Image.DecompressionBombError as exc:
-            raise PayloadTooLargeError(
-                f"an image has more than {self.max_pixels} pixels", code="image_too_large"
-            ) from exc
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            raise BadRequestError(
-                f"an image is not a readable PNG or JPEG image ({reason(exc)})", code="bad_image"
-            ) from exc
-        finally:
-            for image in images:
-                image.close()
+        with warnings.catch_warnings():
+            # PIL only warns between its limit and twice it: refuse those too, whatever the warning filters.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            try:
+                for index, blob in enumerate(blobs):
+                    image = Image.open(io.BytesIO(blob))
+                    if image.format not in ("PNG", "JPEG", "MPO"):
+                        raise BadRequestError(f"image {index} is {image.format}; send PNG or JPEG", code="bad_image")
+                    total += image.width * image.height
+                    if total > self.max_pixels:
+                        raise PayloadTooLargeError(
+                            f"the images add up to more than {self.max_pixels} pixels (read from their headers, "
+                            f"{total} by image {index}): send smaller images or fewer per request",
+                            code="image_too_large",
+                        )
+                    images.append(image)
+                arrays = [self._pixels(image) for image in images]
+            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+                raise PayloadTooLargeError(
+                    f"an image has more than {self.max_pixels} pixels", code="image_too_large"
+                ) from exc
+            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+                raise BadRequestError(
+                    f"an image is not a readable PNG or JPEG image ({reason(exc)})", code="bad_image"
+                ) from exc
+            finally:
+                for image in images:
+                    image.close()
         batch = np.stack(arrays) * self.scale
         if batch.ndim == 3:
             batch = batch[..., None]

@@ -33,8 +33,12 @@ MODEL_FILE = "model.onnx"
 MANIFEST_FILE = "manifest.json"
 GENAI_CONFIG_FILE = "genai_config.json"
 """A text-generation model folder's onnxruntime-genai configuration, beside its model.onnx."""
+WARMUP_FILE = "warmup.json"
+"""In the model folder: a sample /predict body, run before a SnapStart snapshot (handlers.snapstart)."""
 HANDLER = "handlers.lambda_function.lambda_handler"
 """The function's entry point: the image's CMD, the zip's Handler."""
+BATCH_HANDLER = "handlers.batch_function.lambda_handler"
+"""The batch function's entry point (`pack --mode batch`): SQS, asynchronous and Distributed Map events."""
 STREAM_RUNTIME = "handlers.bootstrap"
 """The bundle's own runtime loop, which answers in Lambda's streaming mode: a streaming image's ENTRYPOINT
 (`python3 -m handlers.bootstrap`), and what a streaming zip's exec wrapper starts."""
@@ -47,6 +51,8 @@ ENV_MODEL_DIR = "LAMBDAFIT_MODEL_DIR"
 ENV_MODEL_URI = "MODEL_URI"
 ENV_TRACING = "LAMBDAFIT_TRACING"
 ENV_CACHE_DIR = "LAMBDAFIT_CACHE_DIR"
+ENV_RESULTS_URI = "LAMBDAFIT_RESULTS_URI"
+"""s3://bucket/prefix where the batch function writes the lines of SQS and asynchronous rows."""
 ENV_SERVICE = "POWERTOOLS_SERVICE_NAME"
 ENV_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
 ENV_LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"
@@ -56,7 +62,7 @@ ENV_EXEC_WRAPPER = "AWS_LAMBDA_EXEC_WRAPPER"
 """Read by Lambda itself: a script that starts the runtime (a streaming zip's starts handlers.bootstrap)."""
 ENV_VARS = (
     ENV_MODEL_DIR, ENV_MODEL_URI, ENV_TRACING, ENV_CACHE_DIR, ENV_SERVICE, ENV_NAMESPACE, ENV_LOG_LEVEL,
-    ENV_METRICS_DISABLED,
+    ENV_METRICS_DISABLED, ENV_RESULTS_URI,
 )  # fmt: skip
 
 DEFAULT_NAMESPACE = "lambdafit"
@@ -160,6 +166,8 @@ class RuntimeSettings:
     stream_runtime: bool = False
     """Lambda starts the bundle's own runtime loop (STREAM_RUNTIME) through the exec wrapper instead of the
     managed runtime's: a zip that streams its responses (a streaming image sets its ENTRYPOINT instead)."""
+    results_uri: S3Uri | None = None
+    """Where the batch function writes its SQS and asynchronous lines (the stack's batch bucket)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> RuntimeSettings:
@@ -174,6 +182,7 @@ class RuntimeSettings:
             log_level=environ.get(ENV_LOG_LEVEL) or "INFO",
             metrics=metrics_enabled(environ),
             stream_runtime=environ.get(ENV_EXEC_WRAPPER) == stream_wrapper_path(),
+            results_uri=S3Uri.parse(results, prefix_only=True) if (results := environ.get(ENV_RESULTS_URI)) else None,
         )
 
     def to_env(self) -> dict[str, str]:
@@ -191,6 +200,8 @@ class RuntimeSettings:
             env[ENV_METRICS_DISABLED] = "true"
         if self.stream_runtime:
             env[ENV_EXEC_WRAPPER] = stream_wrapper_path()
+        if self.results_uri is not None:
+            env[ENV_RESULTS_URI] = str(self.results_uri)
         return env
 
     def with_model_dir(self, model_dir: Path) -> RuntimeSettings:

@@ -18,7 +18,16 @@ import typer
 from handlers.contract import ApiKind
 from handlers.manifest import Task
 from packager import interrupt
-from packager.config import ENV_PYTHON, Arch, Auth, CalibrationMethod, Objective, PackageType
+from packager.config import (
+    ENV_PYTHON,
+    Arch,
+    Auth,
+    CalibrationMethod,
+    MemoryObjective,
+    Mode,
+    Objective,
+    PackageType,
+)
 from packager.config_file import defaults
 from packager.console import make_console, say
 from packager.errors import LambdafitError, NoFitError
@@ -184,6 +193,28 @@ def pack(
             "metric over the candidate's and fp32's outputs [default: by task]"
         ),
     ] = _D["metric"],
+    mode: Annotated[
+        Mode,
+        typer.Option(
+            help="api: the HTTP endpoint; batch: also a batch function fed by SQS (partial failures, DLQ), "
+            "asynchronous invocations (on-failure destination) and a Step Functions Distributed Map over S3"
+        ),
+    ] = _D["mode"],
+    memory_objective: Annotated[
+        MemoryObjective,
+        typer.Option(
+            help="what MemorySize minimizes, from the handler measured under each size's CPU share (as AWS Lambda "
+            "Power Tuning): cost (fastest of the sizes within 5% of the cheapest), latency, or balanced"
+        ),
+    ] = _D["memory_objective"],
+    snapstart: Annotated[
+        bool | None,
+        typer.Option(
+            "--snapstart/--no-snapstart",
+            help="Lambda SnapStart on published versions [default: on for python3.12+ when the model's cold load "
+            "takes 500 ms or more at the function's CPU share]",
+        ),
+    ] = None,
     force: Annotated[
         bool,
         typer.Option("--force", help="replace an existing bundle of the same name (only a folder pack wrote)"),
@@ -265,6 +296,8 @@ def pack(
         f"memory {report.cost.memory_mb} MB, about ${report.cost.usd_per_million:.2f} per million requests "
         f"({report.cost.assumptions})",
     )
+    if report.snapstart is not None:
+        say(out, report.snapstart.describe())
     say(out, f"wrote {result.bundle}  (next: lambdafit serve {result.bundle}, or lambdafit invoke {result.bundle})")
 
 
@@ -583,6 +616,34 @@ def logs(
         run_logs(bundle, tail=tail, since=since, filter_pattern=filter_pattern, region=region, profile=profile)
     except LambdafitError as error:
         _fail(error)
+
+
+@app.command()
+def batch(
+    bundle: Annotated[Path, typer.Argument(help="a bundle written by lambdafit pack, e.g. build/digits")],
+    source: Annotated[Path, typer.Argument(metavar="INPUT", help=".jsonl of /predict bodies, or .csv of rows")],
+    target: Annotated[Path, typer.Argument(metavar="OUTPUT", help=".jsonl of answers, one line per row")],
+) -> None:
+    """Run BUNDLE's handler over every row of INPUT, as the batch function does on AWS, into OUTPUT."""
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the lines are the output; errors still log
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from packager.batch import count_rows, run_batch
+
+    try:
+        total = count_rows(source) if source.is_file() else None
+        columns = (*Progress.get_default_columns()[:2], BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=err, transient=True) as bar:
+            task = bar.add_task("scoring", total=total)
+            run = run_batch(bundle, source, target, progress=lambda done: bar.update(task, completed=done))
+    except LambdafitError as error:
+        _fail(error)
+        return
+    say(
+        out,
+        f"wrote {run.rows} lines to {run.output} ({run.errors} rows answered with an error) in {run.seconds:.1f} s: "
+        f"{run.rows_per_s:,.0f} rows/s, peak memory {run.peak_rss_mb:.0f} MB",
+    )
 
 
 def main() -> None:

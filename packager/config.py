@@ -37,6 +37,21 @@ class Objective(StrEnum):
     QUALITY = "quality"
 
 
+class Mode(StrEnum):
+    """What the stack serves: the HTTP API alone, or also batches (SQS, asynchronous, Distributed Map)."""
+
+    API = "api"
+    BATCH = "batch"
+
+
+class MemoryObjective(StrEnum):
+    """What MemorySize minimizes over the measured sweep, as AWS Lambda Power Tuning's strategies do."""
+
+    COST = "cost"
+    LATENCY = "latency"
+    BALANCED = "balanced"
+
+
 class Auth(StrEnum):
     """Who may call the endpoint. Closed by default: AWS IAM (SigV4-signed requests)."""
 
@@ -82,9 +97,10 @@ NAMED_BUDGETS: dict[str, int] = {
 ZIP_BUDGETS = ("zip", "zip-upload")
 
 PYTHON_VERSIONS = ("3.11", "3.12", "3.13")
-DEFAULT_PYTHON = "3.12"
+DEFAULT_PYTHON = "3.13"
 """python3.12 and later run on Amazon Linux 2023 (glibc 2.34); python3.11 on Amazon Linux 2 (glibc 2.26),
-too old for the onnxruntime and numpy wheels the handler pins."""
+too old for the onnxruntime and numpy wheels the handler pins. 3.13 is also what Lambda Managed Instances
+and durable functions require."""
 
 
 @dataclass(frozen=True)
@@ -192,6 +208,12 @@ class PackConfig:
     """The task to load a Hugging Face checkpoint folder for (packager.convert_hf.HfTask); inferred when None."""
     metric: str | None = None
     """`file.py:function` scoring a candidate's outputs against fp32's (packager.quality.UserMetric)."""
+    mode: Mode = Mode.API
+    """`batch` adds a batch function fed by SQS, asynchronous invocations and a Step Functions Distributed Map."""
+    memory_objective: MemoryObjective = MemoryObjective.COST
+    """How MemorySize is chosen from the chosen model's latency measured under Lambda's CPU share per size."""
+    snapstart: bool | None = None
+    """Lambda SnapStart: True or False as asked, None to turn it on where it pays (packager.snapstart)."""
 
     def __post_init__(self) -> None:
         self._coerce()
@@ -244,6 +266,11 @@ class PackConfig:
             raise LambdafitError("--reserved-concurrency must be 0 or more")
         if self.provisioned_concurrency is not None and self.provisioned_concurrency < 1:
             raise LambdafitError("--provisioned-concurrency must be 1 or more")
+        if self.snapstart:
+            from packager.snapstart import SnapStartError, conflicts
+
+            if reasons := conflicts(self.python, self.provisioned_concurrency, 0):
+                raise SnapStartError(f"--snapstart cannot apply: {'; '.join(reasons)}")
         if self.task is not None:
             from packager.convert_hf import HfTask
 
@@ -258,6 +285,8 @@ class PackConfig:
             "package_type": PackageType,
             "arch": Arch,
             "objective": Objective,
+            "memory_objective": MemoryObjective,
+            "mode": Mode,
             "calibration_method": CalibrationMethod,
             "api": ApiKind,
             "auth": Auth,

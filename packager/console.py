@@ -132,6 +132,9 @@ def column_widths(columns: list[Column], rows: list[dict[str, str]], room: int) 
 
 
 Clock = Callable[[], float]
+BAR_COLUMNS_WIDTH = 62
+"""What the bar's columns other than the description take: spinner, a 20-wide bar, N/M, elapsed and left
+with their times, and the gaps between them."""
 
 
 class PackProgress:
@@ -191,12 +194,12 @@ class PackProgress:
             self.current, self.step_started = message, self.clock()
             if self.bar is not None and self.task is not None:
                 self.bar.update(
-                    self.task, description=message.recipe, total=message.total, completed=message.number - 1
+                    self.task, description=self._fit(message.recipe), total=message.total, completed=message.number - 1
                 )
             else:
                 self._line(f"{message}{self._eta(message.number - 1, message.total)}")
         elif self.bar is not None and self.task is not None:
-            self.bar.update(self.task, description=message)
+            self.bar.update(self.task, description=self._fit(message))
         else:
             self._line(message)
 
@@ -213,6 +216,15 @@ class PackProgress:
             self.bar.console.print(text, highlight=False, markup=False)
         else:
             self._line(text + self._eta(step.number, step.total))
+
+    def _fit(self, text: str) -> str:
+        """The bar's description cut at a word to what the other columns leave (rich would squeeze them into
+        ellipses); the whole message is in the line printed when the step ends."""
+        room = max(12, self.console.width - BAR_COLUMNS_WIDTH)
+        if len(text) <= room:
+            return text
+        cut = text[:room].rsplit(" ", 1)[0]
+        return cut if len(cut) >= room // 2 else text[:room]
 
     def _eta(self, finished: int, total: int) -> str:
         if not self.done or finished >= total:

@@ -23,8 +23,9 @@ from handlers.contract import RuntimeSettings, S3Uri
 from handlers.errors import plain, reason
 from handlers.manifest import DimBounds, Manifest, RequestLimits, RuntimeHints, Task, TensorSpec, sha256_file
 from handlers.runtime import open_session
-from packager import interrupt, recipes
-from packager.bundle import BundleSpec, check_target, fill, staged
+from packager import interrupt, memory, recipes, snapstart
+from packager.batch import map_batch_rows
+from packager.bundle import BundleSpec, check_target, fill, predict_body, staged
 from packager.classify import (
     class_count,
     class_labels,
@@ -33,8 +34,8 @@ from packager.classify import (
     label_indices,
     metadata_labels,
 )
-from packager.config import Arch, PackageType, PackConfig, split_factory
-from packager.cost import estimate
+from packager.config import Arch, MemoryObjective, Mode, PackageType, PackConfig, split_factory
+from packager.cost import MB_PER_VCPU, estimate
 from packager.data import Dataset, make_dataset, read_arrays, shapes, synthetic_dataset, with_defaults
 from packager.errors import DataError, LambdafitError, ModelLoadError, NoFitError
 from packager.export import export_torch
@@ -58,6 +59,7 @@ from packager.probe import peak_rss_mb
 from packager.progress import RecipeStep
 from packager.quality import Metric, Outputs, pick_metric
 from packager.quality_job import QualityCheck
+from packager.quota import QuotaUnavailableError
 from packager.recipes.auto import auto_recipes
 from packager.report import PackResources, Report
 from packager.samples import sample_request
@@ -74,8 +76,8 @@ from packager.signature import (
     read_signature,
     shapes_of,
 )
-from packager.size import ZIP_UPLOAD_LIMIT, PackageSize
-from packager.template import LAMBDA_TIMEOUT_S, AppModel
+from packager.size import ZIP_UPLOAD_LIMIT, PackageSize, bytecode_note
+from packager.template import BATCH_TIMEOUT_S, LAMBDA_TIMEOUT_S, AppModel
 from packager.timing import Latency, Timings, time_candidates
 from packager.wheels import WheelSet, glibc_warning, vendor_wheels
 
@@ -102,6 +104,12 @@ class Prober(Protocol):
     def __call__(self, path: Path, data: Dataset, rows: int) -> dict[str, float]: ...
 
 
+class MemorySweeper(Protocol):
+    def __call__(
+        self, model_dir: Path, sizes: tuple[int, ...], objective: MemoryObjective, arch: Arch, floor: int
+    ) -> memory.MemoryChoice: ...
+
+
 @dataclass(frozen=True)
 class Collaborators:
     wheels: WheelSource
@@ -112,6 +120,8 @@ class Collaborators:
     upload: Uploader
     probe: Prober
     """Runs the model in a fresh process with some rows: its peak memory (for the request limits)."""
+    sweep: MemorySweeper | None = None
+    """Measures the handler under each memory size's CPU share (packager.memory); None keeps the RSS rule."""
 
     @classmethod
     def default(cls, config: PackConfig) -> Collaborators:
@@ -123,6 +133,7 @@ class Collaborators:
             time=time_candidates,
             upload=upload,
             probe=cold_start,
+            sweep=memory.sweep,
         )
 
 
@@ -547,7 +558,13 @@ def assemble(prepared: Prepared, evaluated: Evaluated, deps: Collaborators, prog
     notes = list(prepared.notes + evaluated.notes)
     if prepared.export_diff is not None:
         notes.append(f"torch -> ONNX parity: max abs difference {prepared.export_diff:.3g} at batch 3")
-    cost = estimate(chosen.measurement.peak_rss_mb, chosen.measurement.p50_ms, config.arch)
+    memory_choice = _memory(prepared, evaluated, deps, progress, notes)
+    if memory_choice is not None:
+        cost = memory_choice.estimate()
+    else:
+        cost = estimate(chosen.measurement.peak_rss_mb, chosen.measurement.p50_ms, config.arch)
+    if config.package is PackageType.ZIP and (note := bytecode_note(config.python)):
+        notes.append(note)
     if config.package is PackageType.ZIP and not config.limit.zipped:
         zipped = prepared.size.zipped_estimate(compressed_size(chosen.path))
         if zipped > ZIP_UPLOAD_LIMIT:
@@ -555,7 +572,8 @@ def assemble(prepared: Prepared, evaluated: Evaluated, deps: Collaborators, prog
                 f"the zip is about {zipped / 1e6:.0f} MB zipped, over the 50 MB direct-upload limit: "
                 "sam deploy uploads it through S3 (samconfig sets resolve_s3), which Lambda accepts up to 250 MB unzipped"
             )
-    manifest = _manifest(prepared, evaluated, cost.memory_mb)
+    threads = memory_choice.chosen.threads if memory_choice else memory.intra_op_threads(cost.memory_mb)
+    manifest = replace(_manifest(prepared, evaluated, cost.memory_mb), runtime=RuntimeHints(cost.memory_mb, threads))
     manifest = replace(manifest, limits=_limits(manifest, chosen, prepared.data.eval, deps, cost.memory_mb))
     check_preprocessing(prepared.preprocessing, manifest)
     settings = RuntimeSettings(tracing=config.tracing, service=config.name, metrics=True)
@@ -580,6 +598,19 @@ def assemble(prepared: Prepared, evaluated: Evaluated, deps: Collaborators, prog
         reserved_concurrency=config.reserved_concurrency,
         provisioned_concurrency=config.provisioned_concurrency,
     )
+    snap = snapstart.decide(
+        config.snapstart,
+        python=config.python,
+        provisioned_concurrency=config.provisioned_concurrency,
+        ephemeral_mb=app.tmp_mb,
+        cold_load_ms=chosen.measurement.init_ms,
+        memory_mb=app.memory_mb,
+        cpu_share=app.memory_mb / MB_PER_VCPU,
+    )
+    app = replace(app, snapstart=snap.enabled)
+    if config.mode is Mode.BATCH:
+        per_row_ms = chosen.measurement.p50_ms / min(1.0, app.memory_mb / MB_PER_VCPU)
+        app = replace(app, batch=True, batch_rows=map_batch_rows(manifest, per_row_ms, BATCH_TIMEOUT_S))
     progress(f"writing {config.bundle_dir}")
     sample_inputs = _sample(prepared.data.eval, prepared.inputs)
     spec = BundleSpec(
@@ -609,9 +640,43 @@ def assemble(prepared: Prepared, evaluated: Evaluated, deps: Collaborators, prog
                 peak_rss_mb=peak_rss_mb(),
                 workers_peak_rss_mb=evaluated.workers_peak_rss_mb,
             ),
+            snapstart=snap,
+            memory=memory_choice,
+            arch=config.arch,
         )
         report.write(root)
     return PackResult(config.bundle_dir, report)
+
+
+def _memory(
+    prepared: Prepared, evaluated: Evaluated, deps: Collaborators, progress: Progress, notes: list[str]
+) -> memory.MemoryChoice | None:
+    """MemorySize from the chosen model's handler measured under each size's CPU share, or None (with a
+    note) where that cannot be measured: MemorySize then follows the peak RSS."""
+    if deps.sweep is None:
+        return None
+    chosen = evaluated.fit.chosen
+    floor = memory.floor_mb(chosen.measurement.peak_rss_mb)
+    if floor > memory.MEASURABLE_MB:
+        notes.append(f"the model needs {floor} MB: sizes above {memory.MEASURABLE_MB} MB are not measured here")
+        return None
+    staged = memory.stage_model_dir(
+        prepared.work / "sweep",
+        chosen.path,
+        _manifest(prepared, evaluated, floor),
+        predict_body(_sample(prepared.data.eval, prepared.inputs)),
+        prepared.preprocessing.files,
+    )
+    sizes = memory.sweep_sizes(floor)
+    progress(f"measuring the handler at {len(sizes)} memory sizes under Lambda's CPU share")
+    try:
+        choice = deps.sweep(staged, sizes, prepared.config.memory_objective, prepared.config.arch, floor)
+    except QuotaUnavailableError as exc:
+        notes.append(f"{exc}; MemorySize is the peak RSS with headroom")
+        return None
+    if note := choice.contention_note:
+        notes.append(note)
+    return choice
 
 
 def _manifest(prepared: Prepared, evaluated: Evaluated, memory_mb: int) -> Manifest:

@@ -8,10 +8,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from packager.config import Budget, PackageType
+from packager.config import Arch, Budget, PackageType
 from packager.cost import CostEstimate
 from packager.fit import FitResult, Judged, Measured, Verdict
 from packager.host import Host
+from packager.memory import MemoryChoice
+from packager.snapstart import SnapStartChoice
 
 COLUMNS = (
     "recipe",
@@ -125,6 +127,10 @@ class Report:
     host: Host | None = None
     """The CPU the candidates were measured on."""
     resources: PackResources | None = None
+    snapstart: SnapStartChoice | None = None
+    memory: MemoryChoice | None = None
+    """The memory sweep MemorySize was chosen from; None when MemorySize follows the peak RSS."""
+    arch: Arch = Arch.X86_64
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -143,6 +149,9 @@ class Report:
             if self.host is None
             else {"arch": self.host.arch, "cpu": self.host.model, "features": list(self.host.features)},
             "pack": None if self.resources is None else asdict(self.resources),
+            "snapstart": self.snapstart.to_dict() if self.snapstart else None,
+            "memory": self.memory.to_dict() if self.memory else None,
+            "arch": self.arch.value,
             "candidates": [
                 v.candidate.to_dict() | {"eligible": v.eligible, "verdict": v.reason, "drop": v.drop}
                 for v in self.fit.verdicts
@@ -170,11 +179,22 @@ class Report:
         lines += ["", "![size against quality](report.png)", "", "Package parts (installed bytes):", ""]
         lines += [f"- {part}: {size / 1e6:.2f} MB" for part, size in self.parts.items()]
         lines += [f"- total: {sum(self.parts.values()) / 1e6:.2f} MB ({self.package.value} package)"]
-        lines += [
-            "",
-            f"Memory: {self.cost.memory_mb} MB (measured peak RSS with headroom). Estimated cost: "
-            f"${self.cost.usd_per_million:.2f} per million requests ({self.cost.assumptions}).",
-        ]
+        if self.memory is None:
+            lines += [
+                "",
+                f"Memory: {self.cost.memory_mb} MB (measured peak RSS with headroom). Estimated cost: "
+                f"${self.cost.usd_per_million:.2f} per million requests ({self.cost.assumptions}).",
+            ]
+        else:
+            lines += self.memory_section()
+        if self.arch is Arch.ARM64:
+            lines += [
+                "",
+                "arm64: the recipes were chosen by latencies measured on this x86_64 machine; how each quantization "
+                "runs on Graviton2 (Neoverse N1: dot-product instructions, no i8mm) was not measured.",
+            ]
+        if self.snapstart is not None:
+            lines += ["", self.snapstart.describe() + "."]
         if self.export_max_abs_diff is not None:
             lines += ["", f"torch -> ONNX parity: max abs difference {self.export_max_abs_diff:.3g}."]
         if self.resources is not None:
@@ -183,9 +203,26 @@ class Report:
             lines += ["", "Notes:", ""] + [f"- {note}" for note in self.notes]
         return "\n".join(lines) + "\n"
 
+    def memory_section(self) -> list[str]:
+        assert self.memory is not None
+        m = self.memory
+        return [
+            "",
+            f"Memory: **{m.chosen.memory_mb} MB**, chosen for {m.objective.value}: {m.why}. Each size was measured "
+            f"with {m.method}; sizes start at the peak RSS with 30% headroom ({m.floor_mb} MB). Durations are per "
+            "request with requests back to back; cost per million is duration (billed per ms) plus requests, "
+            "API Gateway not included.",
+            "",
+            *m.table(),
+            "",
+            "![cost and latency against memory](memory.png)",
+        ]
+
     def write(self, folder: Path) -> None:
-        from packager.plot import plot
+        from packager.plot import plot, plot_memory
 
         (folder / "report.json").write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
         (folder / "report.md").write_text(self.to_markdown(), encoding="utf-8")
         plot(self.fit, folder / "report.png")
+        if self.memory is not None:
+            plot_memory(self.memory, folder / "memory.png")

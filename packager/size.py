@@ -7,6 +7,7 @@ the base image.
 
 from __future__ import annotations
 
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,13 +183,33 @@ def check_zip_tree(function: Path) -> None:
         )
 
 
+def runtime_interpreter(python: str) -> str | None:
+    """An interpreter of the runtime's Python version: this one, or `pythonX.Y` on PATH. Bytecode is
+    specific to the version, not to the machine, so an x86_64 interpreter compiles an arm64 zip too."""
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == python:
+        return sys.executable
+    return shutil.which(f"python{python}")
+
+
+def bytecode_note(python: str) -> str | None:
+    if runtime_interpreter(python) is not None:
+        return None
+    return (
+        f"the zip ships no .pyc files: no python{python} on PATH to compile them with, so each cold start "
+        f"compiles the handler and its packages in memory (/var/task is read-only); put a python{python} on PATH "
+        "or use --package image, whose build compiles them"
+    )
+
+
 def compile_bytecode(function: Path, python: str) -> int:
     """Ship .pyc files (Lambda's /var/task is read-only: otherwise every cold start compiles again) when
-    this interpreter matches the runtime and they still fit in 250 MB. Returns the bytes they add."""
-    if f"{sys.version_info.major}.{sys.version_info.minor}" != python:
+    an interpreter of the runtime's version is at hand and they still fit in 250 MB. Returns the bytes
+    they add."""
+    interpreter = runtime_interpreter(python)
+    if interpreter is None:
         return 0
     run_child(
-        [sys.executable, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", str(function)]
+        [interpreter, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", str(function)]
     )
     compiled = list(function.rglob("*.pyc"))
     added = sum(path.stat().st_size for path in compiled)

@@ -12,8 +12,10 @@ from enum import StrEnum
 from typing import Any
 
 from handlers.contract import (
+    BATCH_HANDLER,
     DIMENSION_SERVICE,
     DIMENSION_VERSION,
+    ENV_RESULTS_URI,
     HANDLER,
     METRIC_SERVER_ERRORS,
     ApiKind,
@@ -22,6 +24,8 @@ from handlers.contract import (
 from handlers.manifest import Task
 from handlers.routes import Route, routes_for
 from packager.config import Arch, Auth, PackageType, check_auth
+from packager.snapstart import SnapStartError
+from packager.snapstart import conflicts as snapstart_conflicts
 
 LAMBDA_TIMEOUT_S = 29
 """API Gateway REST's integration timeout: a longer function timeout would only hide 504s."""
@@ -67,9 +71,17 @@ class AppModel:
     throttle_burst: int = 100
     task: Task = Task.GENERIC
     """Which route table the API events carry (handlers.routes.routes_for); text generation streams."""
+    snapstart: bool = False
+    """Lambda SnapStart on the published versions (packager.snapstart decides and checks)."""
+    batch: bool = False
+    """`pack --mode batch`: a batch function fed by SQS, asynchronous invocations and a Distributed Map."""
+    batch_rows: int = 64
+    """Rows per Distributed Map batch (packager.batch.map_batch_rows)."""
 
     def __post_init__(self) -> None:
         check_auth(self.api, self.auth)
+        if self.snapstart and (reasons := snapstart_conflicts(self.python, self.provisioned_concurrency, self.tmp_mb)):
+            raise SnapStartError(f"SnapStart cannot apply: {'; '.join(reasons)}")
 
     def to_dict(self) -> dict[str, Any]:
         """For bundle.json: enums as their values, the settings as the environment they render to."""
@@ -99,18 +111,33 @@ class AppModel:
     def logical_id(self) -> str:
         return self.prefix + "Function"
 
+    @property
+    def batch_logical_id(self) -> str:
+        return self.prefix + "BatchFunction"
+
+    @property
+    def function_ids(self) -> tuple[str, ...]:
+        """Every function of the stack, all built from the same code folder."""
+        return (self.logical_id, self.batch_logical_id) if self.batch else (self.logical_id,)
+
+    @property
+    def tmp_mb(self) -> int:
+        """Ephemeral storage: Lambda's default 512 MB, more when the model is fetched from S3 into /tmp."""
+        return _tmp_size_mb(self.model_bytes) if self.settings.model_uri is not None else 512
+
 
 def render_template(app: AppModel) -> dict[str, Any]:
     resources: dict[str, Any] = {app.logical_id: _render_function(app)}
     resources |= _render_api(app)
     resources |= _render_logs(app)
     resources |= _render_alarms(app)
+    resources |= _render_batch(app)
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Transform": "AWS::Serverless-2016-10-31",
         "Description": app.description,
         "Resources": resources,
-        "Outputs": _render_outputs(app),
+        "Outputs": _render_outputs(app) | _render_batch_outputs(app),
     }
 
 
@@ -128,7 +155,7 @@ def _render_function(app: AppModel) -> dict[str, Any]:
         },
         "Environment": {"Variables": app.settings.to_env()},
         "Events": _render_events(app),
-    }
+    } | _render_snapstart(app)
     if app.reserved_concurrency is not None:
         properties["ReservedConcurrentExecutions"] = app.reserved_concurrency
     if app.provisioned_concurrency:
@@ -138,7 +165,7 @@ def _render_function(app: AppModel) -> dict[str, Any]:
         if app.streaming:
             properties["FunctionUrlConfig"]["InvokeMode"] = "RESPONSE_STREAM"
     if app.settings.model_uri is not None:
-        properties["EphemeralStorage"] = {"Size": _tmp_size_mb(app.model_bytes)}
+        properties["EphemeralStorage"] = {"Size": app.tmp_mb}
         properties["Policies"] = [
             {"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": app.settings.model_uri.arn}]}
         ]
@@ -176,6 +203,12 @@ def _render_function(app: AppModel) -> dict[str, Any]:
         # their *.so files, so `sam build` runs the folder's Makefile, which copies it as it is.
         function["Metadata"]["BuildMethod"] = "makefile"
     return function
+
+
+def _render_snapstart(app: AppModel) -> dict[str, Any]:
+    """Snapshots of published versions only: AutoPublishAlias publishes one per deployment, and the alias
+    (what API Gateway invokes) points at it; $LATEST keeps a normal init."""
+    return {"SnapStart": {"ApplyOn": "PublishedVersions"}} if app.snapstart else {}
 
 
 def _tmp_size_mb(model_bytes: int) -> int:
@@ -396,6 +429,325 @@ def _enforced(app: AppModel) -> str:
         )
     action = "lambda:InvokeFunctionUrl" if app.api is ApiKind.FUNCTION_URL else "execute-api:Invoke"
     return f"iam: every route needs a SigV4-signed request from a principal allowed {action}"
+
+
+BATCH_TIMEOUT_S = 300
+BATCH_CONCURRENCY = 100
+"""The batch function's reserved concurrency when pack --reserved-concurrency does not set one; the
+Distributed Map's MaxConcurrency and the SQS event source's MaximumConcurrency follow it."""
+SQS_BATCH_SIZE = 10
+MAX_RECEIVES = 3
+"""Deliveries of a message before SQS moves it to the dead-letter queue."""
+RESULTS_PREFIX = "results"
+LOG_DELIVERY_ACTIONS = (
+    "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
+)  # fmt: skip
+"""What a state machine's role needs to deliver its logs to CloudWatch (vended logs)."""
+SSE_SQS_SKIP = {
+    "id": "CKV_AWS_27",
+    "comment": "SSE-SQS (SqsManagedSseEnabled) encrypts it; the check reads only KmsMasterKeyId",
+}
+
+
+def batch_concurrency(app: AppModel) -> int:
+    return app.reserved_concurrency or BATCH_CONCURRENCY
+
+
+def _queue(properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "Type": "AWS::SQS::Queue",
+        "Metadata": {"checkov": {"skip": [SSE_SQS_SKIP]}},
+        "Properties": {"SqsManagedSseEnabled": True, "MessageRetentionPeriod": 1_209_600} | properties,
+    }
+
+
+def _render_batch(app: AppModel) -> dict[str, Any]:
+    """The batch half of `--mode batch`: a second function on the same code (handlers.batch_function),
+    fed by an SQS queue (partial batch failures, dead-letter queue), by asynchronous invocations (an
+    on-failure destination) and by a Step Functions Distributed Map over JSONL or CSV in S3."""
+    if not app.batch:
+        return {}
+    p = app.prefix
+    fn = app.batch_logical_id
+    bucket, queue, dlq, failures = f"{p}BatchBucket", f"{p}BatchQueue", f"{p}BatchDLQ", f"{p}AsyncFailures"
+    concurrency = batch_concurrency(app)
+    properties: dict[str, Any] = {
+        "PackageType": "Image" if app.package_type is PackageType.IMAGE else "Zip",
+        "Architectures": [app.arch.value],
+        "MemorySize": app.memory_mb,
+        "Timeout": BATCH_TIMEOUT_S,
+        "Tracing": "Active",
+        "AutoPublishAlias": ALIAS,
+        "ReservedConcurrentExecutions": concurrency,
+        "Environment": {
+            "Variables": app.settings.to_env() | {ENV_RESULTS_URI: {"Fn::Sub": f"s3://${{{bucket}}}/{RESULTS_PREFIX}"}}
+        },
+        "Policies": [
+            {
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "s3:PutObject",
+                        "Resource": {"Fn::Sub": f"${{{bucket}.Arn}}/{RESULTS_PREFIX}/*"},
+                    }
+                ]
+                + (
+                    [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": app.settings.model_uri.arn}]
+                    if app.settings.model_uri is not None
+                    else []
+                )
+            }
+        ],
+        "Events": {
+            "Queue": {
+                "Type": "SQS",
+                "Properties": {
+                    "Queue": {"Fn::GetAtt": [queue, "Arn"]},
+                    "BatchSize": SQS_BATCH_SIZE,
+                    "MaximumBatchingWindowInSeconds": 5,
+                    "FunctionResponseTypes": ["ReportBatchItemFailures"],
+                    "ScalingConfig": {"MaximumConcurrency": min(1000, max(2, concurrency))},
+                },
+            }
+        },
+        "EventInvokeConfig": {
+            "MaximumRetryAttempts": 1,
+            "MaximumEventAgeInSeconds": 3600,
+            "DestinationConfig": {"OnFailure": {"Type": "SQS", "Destination": {"Fn::GetAtt": [failures, "Arn"]}}},
+        },
+    } | _render_snapstart(app)
+    if app.settings.model_uri is not None:
+        properties["EphemeralStorage"] = {"Size": app.tmp_mb}
+    function: dict[str, Any] = {
+        "Type": "AWS::Serverless::Function",
+        "Metadata": {
+            "checkov": {
+                "skip": [
+                    {
+                        "id": "CKV_AWS_116",
+                        "comment": "asynchronous failures go to an on-failure destination, SQS ones to a DLQ",
+                    },
+                    {"id": "CKV_AWS_117", "comment": "calls no private resource; a VPC would only add cold start"},
+                    {"id": "CKV_AWS_173", "comment": "environment holds settings only, no secrets"},
+                ]
+            }
+        },
+        "Properties": properties,
+    }
+    if app.package_type is PackageType.IMAGE:
+        properties["ImageConfig"] = {"Command": [BATCH_HANDLER]}
+        function["Metadata"] |= {
+            "DockerContext": app.code_dir,
+            "Dockerfile": "Dockerfile",
+            "DockerTag": f"python{app.python}-v1",
+        }
+    else:
+        properties |= {"CodeUri": app.code_dir, "Handler": BATCH_HANDLER, "Runtime": f"python{app.python}"}
+        function["Metadata"]["BuildMethod"] = "makefile"
+    return {
+        fn: function,
+        f"{p}BatchLogs": _log_group({"Fn::Sub": f"/aws/lambda/${{{fn}}}"}),
+        bucket: {
+            "Type": "AWS::S3::Bucket",
+            "Metadata": {
+                "checkov": {
+                    "skip": [
+                        {
+                            "id": "CKV_AWS_18",
+                            "comment": "holds batch inputs and results; add access logging to a bucket you own",
+                        }
+                    ]
+                }
+            },
+            "Properties": {
+                "VersioningConfiguration": {"Status": "Enabled"},
+                "BucketEncryption": {
+                    "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+                },
+                "PublicAccessBlockConfiguration": {
+                    "BlockPublicAcls": True,
+                    "BlockPublicPolicy": True,
+                    "IgnorePublicAcls": True,
+                    "RestrictPublicBuckets": True,
+                },
+            },
+        },
+        dlq: _queue({}),
+        queue: _queue(
+            {
+                "VisibilityTimeout": 6 * BATCH_TIMEOUT_S,
+                "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": [dlq, "Arn"]}, "maxReceiveCount": MAX_RECEIVES},
+            }
+        ),
+        failures: _queue({}),
+        f"{p}BatchStateMachine": _render_state_machine(app, fn, bucket, concurrency),
+        f"{p}StateMachineLogs": _log_group({"Fn::Sub": f"/aws/vendedlogs/states/${{AWS::StackName}}-{p}-batch"}),
+    }
+
+
+def state_machine_name(app: AppModel) -> dict[str, Any]:
+    """Fixed, so the role can name its own executions (the Map's child workflows) without a cycle."""
+    return {"Fn::Sub": f"${{AWS::StackName}}-{app.name}-batch"}
+
+
+def map_state(app: AppModel, reader: dict[str, Any], fmt: str, concurrency: int) -> dict[str, Any]:
+    """One Distributed Map: rows read from S3 with their index, batched, scored by the batch function's
+    alias, lines written back to S3 one per row."""
+    return {
+        "Type": "Map",
+        "MaxConcurrency": concurrency,
+        "ToleratedFailurePercentage": 5,
+        "ItemReader": {
+            "Resource": "arn:aws:states:::s3:getObject",
+            "ReaderConfig": reader,
+            "Arguments": {"Bucket": "${Bucket}", "Key": "{% $states.input.key %}"},
+        },
+        "ItemSelector": {
+            "index": "{% $states.context.Map.Item.Index %}",
+            "row": "{% $states.context.Map.Item.Value %}",
+        },
+        "ItemBatcher": {
+            "MaxItemsPerBatch": app.batch_rows,
+            "MaxInputBytesPerBatch": 245_760,
+            "BatchInput": {"format": fmt},
+        },
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
+            "StartAt": "Score",
+            "States": {
+                "Score": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::lambda:invoke",
+                    "Arguments": {"FunctionName": "${Function}", "Payload": "{% $states.input %}"},
+                    "Output": "{% $states.result.Payload %}",
+                    "Retry": [
+                        {
+                            "ErrorEquals": [
+                                "Lambda.TooManyRequestsException",
+                                "Lambda.ServiceException",
+                                "States.Timeout",
+                            ],
+                            "IntervalSeconds": 2,
+                            "MaxAttempts": 4,
+                            "BackoffRate": 2,
+                            "JitterStrategy": "FULL",
+                        }
+                    ],
+                    "End": True,
+                }
+            },
+        },
+        "ResultWriter": {
+            "Resource": "arn:aws:states:::s3:putObject",
+            "Arguments": {"Bucket": "${Bucket}", "Prefix": f"{RESULTS_PREFIX}/map"},
+            "WriterConfig": {"OutputType": "JSONL", "Transformation": "FLATTEN"},
+        },
+        "End": True,
+    }
+
+
+def state_machine_definition(app: AppModel, concurrency: int) -> dict[str, Any]:
+    """Start it with {"key": "inputs/rows.jsonl"} (or a .csv key) of an object in the batch bucket."""
+    return {
+        "Comment": f"lambdafit batch inference for {app.name}",
+        "QueryLanguage": "JSONata",
+        "StartAt": "Format",
+        "States": {
+            "Format": {
+                "Type": "Choice",
+                "Choices": [
+                    {"Condition": '{% $lowercase($substring($states.input.key, -4)) = ".csv" %}', "Next": "ScoreCsv"}
+                ],
+                "Default": "ScoreJsonl",
+            },
+            "ScoreJsonl": map_state(app, {"InputType": "JSONL"}, "jsonl", concurrency),
+            "ScoreCsv": map_state(app, {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"}, "csv", concurrency),
+        },
+    }
+
+
+def _render_state_machine(app: AppModel, fn: str, bucket: str, concurrency: int) -> dict[str, Any]:
+    name = state_machine_name(app)["Fn::Sub"]
+    return {
+        "Type": "AWS::Serverless::StateMachine",
+        "Properties": {
+            "Name": state_machine_name(app),
+            "Type": "STANDARD",
+            "Tracing": {"Enabled": True},
+            "Logging": {
+                "Level": "ERROR",
+                "IncludeExecutionData": False,
+                "Destinations": [
+                    {
+                        "CloudWatchLogsLogGroup": {
+                            "LogGroupArn": {"Fn::GetAtt": [f"{app.prefix}StateMachineLogs", "Arn"]}
+                        }
+                    }
+                ],
+            },
+            "DefinitionSubstitutions": {"Function": {"Ref": f"{fn}.Alias"}, "Bucket": {"Ref": bucket}},
+            "Definition": state_machine_definition(app, concurrency),
+            "Policies": [
+                {"S3ReadPolicy": {"BucketName": {"Ref": bucket}}},
+                {"LambdaInvokePolicy": {"FunctionName": {"Ref": fn}}},
+                {
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Action": ["s3:PutObject", "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload"],
+                            "Resource": {"Fn::Sub": f"${{{bucket}.Arn}}/{RESULTS_PREFIX}/*"},
+                        },
+                        {
+                            "Effect": "Allow",
+                            "Action": ["states:StartExecution"],
+                            "Resource": {
+                                "Fn::Sub": f"arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:stateMachine:{name}"
+                            },
+                        },
+                        {
+                            "Effect": "Allow",
+                            "Action": ["states:DescribeExecution", "states:StopExecution"],
+                            "Resource": {
+                                "Fn::Sub": f"arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:execution:{name}/*"
+                            },
+                        },
+                        {
+                            "Effect": "Allow",
+                            "Action": list(LOG_DELIVERY_ACTIONS),
+                            "Resource": "*",
+                        },
+                    ]
+                },
+            ],
+        },
+    }
+
+
+def _render_batch_outputs(app: AppModel) -> dict[str, Any]:
+    if not app.batch:
+        return {}
+    p = app.prefix
+    return {
+        "BatchBucket": {
+            "Description": "Put inputs/*.jsonl or *.csv here; results/ receives the lines",
+            "Value": {"Ref": f"{p}BatchBucket"},
+        },
+        "BatchStateMachine": {
+            "Description": 'Start with {"key": "inputs/rows.jsonl"}',
+            "Value": {"Ref": f"{p}BatchStateMachine"},
+        },
+        "BatchQueueUrl": {"Description": "Send one row per message", "Value": {"Ref": f"{p}BatchQueue"}},
+        "BatchDeadLetterQueueUrl": {"Description": "Rows the model could not answer", "Value": {"Ref": f"{p}BatchDLQ"}},
+        "AsyncFailureQueueUrl": {
+            "Description": "Failed asynchronous invocations",
+            "Value": {"Ref": f"{p}AsyncFailures"},
+        },
+        "BatchFunctionAlias": {
+            "Description": "Invoke this alias asynchronously with one row (its on-failure destination is set on it)",
+            "Value": {"Ref": f"{p}BatchFunction.Alias"},
+        },
+    }
 
 
 def to_yaml(template: dict[str, Any]) -> str:

@@ -163,7 +163,7 @@ def glibc_warning(wheels: WheelSet, python: str) -> str | None:
     need = ".".join(map(str, wheels.glibc_needed))
     return (
         f"the runtime wheels need glibc {need} but the python{python} Lambda image has "
-        f"{'.'.join(map(str, have))}: the bundle runs under a local emulation, not on AWS; pack with --python 3.12"
+        f"{'.'.join(map(str, have))}: the bundle runs under a local emulation, not on AWS; pack with --python 3.13 (or 3.12)"
     )
 
 

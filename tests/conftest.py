@@ -41,7 +41,7 @@ def digits_files() -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def digits_bundle(tmp_path_factory: pytest.TempPathFactory, digits_files: dict[str, Path]) -> Path:
-    from packager.config import PackConfig, resolve
+    from packager.config import PackConfig
     from packager.pack import pack
 
     out = tmp_path_factory.mktemp("bundles")
@@ -51,7 +51,6 @@ def digits_bundle(tmp_path_factory: pytest.TempPathFactory, digits_files: dict[s
         output_dir=out,
         eval_data=digits_files["eval"],
         calibration_data=digits_files["train"],
-        python=resolve(None, "LAMBDAFIT_PYTHON", "3.11"),
     )
     return pack(config).bundle
 

@@ -3,7 +3,8 @@
     .venv/bin/python tests/events/generate.py
 
 REST (v1) events come from `apigateway aws-proxy`, HTTP API (v2) events from `apigateway
-http-api-proxy`. SAM has no generator for Lambda function URLs, whose events use the same 2.0
+http-api-proxy`; the batch function's SQS events from `sqs receive-message`, and the notification of a
+batch input landing in the batch bucket from `s3 put` (those in batch/). SAM has no generator for Lambda function URLs, whose events use the same 2.0
 payload format: the `-url` files are the HTTP API events with a function URL's request context.
 """
 
@@ -68,12 +69,31 @@ def to_function_url(event: dict[str, object]) -> dict[str, object]:
     return url
 
 
+BATCH_CASES: dict[str, tuple[list[str], dict[str, object] | None]] = {
+    "sqs-predict": (["sqs", "receive-message", "--queue-name", "digits-batch"], {"id": "row-1", "inputs": [SAMPLE]}),
+    "sqs-poison": (["sqs", "receive-message", "--queue-name", "digits-batch"], {"id": "poison", "inputs": [[1, 2, 3]]}),
+    "s3-put-rows": (["s3", "put", "--bucket", "digits-batch", "--key", "inputs/rows.jsonl"], None),
+}
+"""SAM pastes --body into its template unescaped, so a JSON body is set afterwards."""
+
+
+def generate_other(args: list[str], body: dict[str, object] | None) -> dict[str, object]:
+    env = os.environ | {"SAM_CLI_TELEMETRY": "0"}
+    command = [SAM, "local", "generate-event", *args]
+    event = json.loads(subprocess.run(command, capture_output=True, text=True, check=True, env=env).stdout)
+    if body is not None:
+        event["Records"][0]["body"] = json.dumps(body)
+    return dict(event)
+
+
 def main() -> None:
     for name, (method, path, body) in CASES.items():
         rest = generate("aws-proxy", method, path, body)
         http = generate("http-api-proxy", method, path, body)
         for suffix, event in (("rest", rest), ("http", http), ("url", to_function_url(http))):
             (HERE / f"{name}-{suffix}.json").write_text(json.dumps(event, indent=2) + "\n")
+    for name, (args, body) in BATCH_CASES.items():
+        (HERE / "batch" / f"{name}.json").write_text(json.dumps(generate_other(args, body), indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ def image_bundle(tmp_path_factory: pytest.TempPathFactory, digits_files: dict[st
     folder = tmp_path_factory.mktemp("image")
     spec = folder / "preprocess.json"
     spec.write_text(json.dumps({"kind": "image", "size": [8, 8], "mode": "L", "scale": 1 / 255}))
-    config = PackConfig(model=f"{DIGITS / 'model.py'}:build", name="digits", output_dir=folder, python="3.11",
+    config = PackConfig(model=f"{DIGITS / 'model.py'}:build", name="digits", output_dir=folder,
                         eval_data=digits_files["eval"], recipes=("slim",), preprocess=spec)  # fmt: skip
     return pack(config).bundle
 
@@ -110,7 +110,7 @@ def test_text_bundle_tokenizes_with_the_shipped_tokenizer(tmp_path: Path) -> Non
     spec = tmp_path / "preprocess.json"
     spec.write_text(json.dumps({"kind": "text", "tokenizer": "tokenizer.json", "max_length": 16, "ids": "input_ids"}))
     config = PackConfig(model=f"{tmp_path / 'factory.py'}:build", name="text", output_dir=tmp_path / "out",
-                        python="3.11", recipes=("slim",), preprocess=spec)  # fmt: skip
+                        recipes=("slim",), preprocess=spec)  # fmt: skip
     bundle = pack(config).bundle
     assert (bundle / "function" / "model" / "tokenizer.json").is_file()
     assert any(p.name.startswith("tokenizers-") for p in (bundle / "function" / "wheels").glob("*.whl"))

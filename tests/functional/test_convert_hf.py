@@ -166,7 +166,7 @@ def packed(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Packed]:
                 warnings.simplefilter("ignore")
                 torch.manual_seed(0)
                 CASES[name].build(folder)
-            args = ["pack", str(folder), "--name", name, "--python", "3.11", "--recipes", "slim", "--output", str(root)]
+            args = ["pack", str(folder), "--name", name, "--recipes", "slim", "--output", str(root)]
             result = CliRunner().invoke(app, args)
             assert result.exit_code == 0, result.output
             done[name] = Packed(folder, root / name, result.output)

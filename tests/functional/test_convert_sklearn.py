@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from handlers.manifest import Manifest
 from packager.cli import app
-from packager.config import ENV_PYTHON, resolve
+from packager.config import DEFAULT_PYTHON, ENV_PYTHON, resolve
 from packager.convert_sklearn import session_feeds
 from packager.emulator import LambdaContext
 from packager.errors import ModelLoadError
@@ -341,7 +341,7 @@ def test_pickle_whose_inputs_cannot_be_known_asks_for_a_factory(tmp_path: Path) 
 
 def test_pack_cli_ships_a_converted_classifier_and_never_a_pickle(tmp_path: Path) -> None:
     path = write_factory(tmp_path, "xgboost-classifier")
-    python = resolve(None, ENV_PYTHON, "3.11")
+    python = resolve(None, ENV_PYTHON, DEFAULT_PYTHON)
     args = ["pack", f"{path}:build", "--name", "wine", "--output", str(tmp_path / "out"), "--recipes", "fp32"]
     result = CliRunner().invoke(app, [*args, "--python", python])
     assert result.exit_code == 0, result.output

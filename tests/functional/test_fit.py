@@ -20,7 +20,7 @@ OCR = ROOT / "examples" / "ocr"
 
 
 def pack(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, ["pack", *args, "--python", "3.11"])
+    result = runner.invoke(app, ["pack", *args])
     return result.exit_code, result.output
 
 
@@ -115,7 +115,7 @@ def test_zip_budget_writes_a_zip_function_that_fits(tmp_path: Path, digits_files
     template = yaml.safe_load((bundle / "template.yaml").read_text())
     fn = template["Resources"]["DigitsFunction"]
     assert fn["Properties"]["PackageType"] == "Zip"
-    assert fn["Properties"]["Runtime"] == "python3.11"
+    assert fn["Properties"]["Runtime"] == "python3.13"
     assert fn["Metadata"]["BuildMethod"] == "makefile"
     function = bundle / "function"
     assert (function / "onnxruntime").is_dir() and not (function / "onnxruntime" / "transformers").exists()

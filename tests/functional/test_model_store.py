@@ -229,8 +229,7 @@ def test_pack_with_a_model_store_uploads_and_serve_fetches(
     """`pack --model-store` against a moto_server on loopback: the bundle ships without weights."""
     from tests.conftest import DIGITS
 
-    env = os.environ | AWS | {"AWS_ENDPOINT_URL": moto_server, "LAMBDAFIT_CACHE_DIR": str(tmp_path / "cache"),
-                              "LAMBDAFIT_PYTHON": "3.11"}  # fmt: skip
+    env = os.environ | AWS | {"AWS_ENDPOINT_URL": moto_server, "LAMBDAFIT_CACHE_DIR": str(tmp_path / "cache")}
     s3 = s3_at(moto_server)
     s3.create_bucket(Bucket="store")
     packed = subprocess.run(

@@ -54,7 +54,7 @@ def zip_http_bundle(tmp_path_factory: pytest.TempPathFactory, digits_files: dict
 
     config = PackConfig(
         model=f"{DIGITS / 'model.py'}:build", name="digits", output_dir=tmp_path_factory.mktemp("zip"),
-        eval_data=digits_files["eval"], calibration_data=digits_files["train"], python="3.11",
+        eval_data=digits_files["eval"], calibration_data=digits_files["train"],
         package_type=PackageType.ZIP, api=ApiKind.HTTP, recipes=("slim+int8-static",),
     )  # fmt: skip
     return pack(config).bundle
@@ -77,3 +77,24 @@ def built_bundles(
         "image-rest": _build(sam, digits_bundle, root / "image" / "digits"),
         "zip-http": _build(sam, zip_http_bundle, root / "zip" / "digits"),
     }
+
+
+@pytest.fixture(scope="session")
+def arm64_bundles(sam: Sam, digits_files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The digits model for arm64, built by `sam build` under QEMU: an Image bundle (fp32, slimmed) and a
+    Zip bundle (static int8, whose kernels differ most between x86_64 and aarch64)."""
+    from packager.config import Arch, PackageType, PackConfig
+    from packager.pack import pack
+    from tests.conftest import DIGITS
+
+    built = {}
+    for package, recipe in ((PackageType.IMAGE, "slim"), (PackageType.ZIP, "slim+int8-static")):
+        name = f"digits-arm-{package.value}"
+        config = PackConfig(
+            model=f"{DIGITS / 'model.py'}:build", name=name, output_dir=tmp_path_factory.mktemp(name),
+            eval_data=digits_files["eval"], calibration_data=digits_files["train"], arch=Arch.ARM64,
+            package_type=package, recipes=(recipe,),
+        )  # fmt: skip
+        bundle = pack(config).bundle
+        built[package.value] = _build(sam, bundle, tmp_path_factory.mktemp("sam-arm64") / name)
+    return built

@@ -16,7 +16,7 @@ EXAMPLE = {
     "name": "digits",
     "description": "lambdafit example endpoint: the digits CNN (make demo packs build/digits)",
     "code_dir": "./build/digits/function",
-    "python": "3.12",
+    "python": "3.13",
     "arch": Arch.X86_64,
     "memory_mb": 512,
     "settings": RuntimeSettings(service="digits", metrics=True),
@@ -84,7 +84,7 @@ def test_model_in_s3_gets_tmp_space_and_read_access_to_that_object_only() -> Non
 
 def test_zip_function_builds_with_its_makefile() -> None:
     fn = render_template(model(package_type=PackageType.ZIP))["Resources"]["DigitsFunction"]
-    assert fn["Properties"]["Runtime"] == "python3.12"
+    assert fn["Properties"]["Runtime"] == "python3.13"
     assert fn["Properties"]["Handler"] == "handlers.lambda_function.lambda_handler"
     assert fn["Metadata"]["BuildMethod"] == "makefile"
 
