@@ -257,48 +257,53 @@ def pack(
         if key in config_file.option_names() and _on_command_line(ctx, key)
     }
     resolved = None
-    try:
-        path = config or config_file.find(Path.cwd())
-        file = config_file.load(path) if path is not None else None
-        if file is not None and not as_json:
-            say(err, f"options from {file.path}")
-        resolved = config_file.build(given, file)
-        result = _run_pack(resolved)
-    except interrupt.Interrupted as stop:
-        bundle = resolved.bundle_dir if resolved is not None else None
-        kept = (
-            "" if bundle is None else (f"{bundle} is as it was, " if bundle.exists() else f"{bundle} was not written, ")
-        )
-        err.print(
-            f"[bold red]interrupted[/] by {stop.name}: {kept}and nothing else is left", highlight=False, soft_wrap=True
-        )
-        raise typer.Exit(stop.exit_code) from None
-    except NoFitError as error:
+    with interrupt.catching():  # until the outcome is printed (pack settles it first)
+        try:
+            path = config or config_file.find(Path.cwd())
+            file = config_file.load(path) if path is not None else None
+            if file is not None and not as_json:
+                say(err, f"options from {file.path}")
+            resolved = config_file.build(given, file)
+            result = _run_pack(resolved)
+        except interrupt.Interrupted as stop:
+            bundle = resolved.bundle_dir if resolved is not None else None
+            kept = (
+                ""
+                if bundle is None
+                else (f"{bundle} is as it was, " if bundle.exists() else f"{bundle} was not written, ")
+            )
+            err.print(
+                f"[bold red]interrupted[/] by {stop.name}: {kept}and nothing else is left",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(stop.exit_code) from None
+        except NoFitError as error:
+            if as_json:
+                sys.stdout.write(json.dumps({"error": str(error), "code": "no_fit"}) + "\n")
+            elif error.rejection is not None and resolved is not None:
+                _print_table(resolved.name, error.rejection, resolved.limit.limit_bytes)
+            _fail(error)
+            return
+        except LambdafitError as error:
+            _fail(error)
+            return
+        report = result.report
         if as_json:
-            sys.stdout.write(json.dumps({"error": str(error), "code": "no_fit"}) + "\n")
-        elif error.rejection is not None and resolved is not None:
-            _print_table(resolved.name, error.rejection, resolved.limit.limit_bytes)
-        _fail(error)
-        return
-    except LambdafitError as error:
-        _fail(error)
-        return
-    report = result.report
-    if as_json:
-        sys.stdout.write(json.dumps(report.to_json() | {"bundle": str(result.bundle)}, indent=2) + "\n")
-        return
-    _print_table(report.name, report.fit, report.budget.limit_bytes)
-    for note in report.notes:
-        say(out, f"note: {note}")
-    say(out, f"chose {report.fit.chosen.recipe}: {report.fit.why}")
-    say(
-        out,
-        f"memory {report.cost.memory_mb} MB, about ${report.cost.usd_per_million:.2f} per million requests "
-        f"({report.cost.assumptions})",
-    )
-    if report.snapstart is not None:
-        say(out, report.snapstart.describe())
-    say(out, f"wrote {result.bundle}  (next: lambdafit serve {result.bundle}, or lambdafit invoke {result.bundle})")
+            sys.stdout.write(json.dumps(report.to_json() | {"bundle": str(result.bundle)}, indent=2) + "\n")
+            return
+        _print_table(report.name, report.fit, report.budget.limit_bytes)
+        for note in report.notes:
+            say(out, f"note: {note}")
+        say(out, f"chose {report.fit.chosen.recipe}: {report.fit.why}")
+        say(
+            out,
+            f"memory {report.cost.memory_mb} MB, about ${report.cost.usd_per_million:.2f} per million requests "
+            f"({report.cost.assumptions})",
+        )
+        if report.snapstart is not None:
+            say(out, report.snapstart.describe())
+        say(out, f"wrote {result.bundle}  (next: lambdafit serve {result.bundle}, or lambdafit invoke {result.bundle})")
 
 
 def _on_command_line(ctx: typer.Context, key: str) -> bool:
@@ -331,6 +336,8 @@ def _run_pack(config: PackConfig) -> PackResult:
             raise LambdafitError(
                 f"the model's code called sys.exit({exc.code!r}) while lambdafit ran it: return or raise instead"
             ) from None
+        finally:
+            interrupt.settle()
 
 
 def _print_table(name: str, judged: Judged, budget_bytes: int) -> None:

@@ -67,8 +67,8 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 def catching() -> Iterator[None]:
     """SIGINT and SIGTERM raise `Interrupted` in this block (main thread only; elsewhere a no-op)."""
     global _state
-    if threading.current_thread() is not threading.main_thread():
-        yield
+    if threading.current_thread() is not threading.main_thread() or _state is not None:
+        yield  # another thread, or inside an outer catching() that already owns the handlers
         return
     previous = {signum: signal.getsignal(signum) for signum in SIGNALS}
     _state = _State()
@@ -80,6 +80,13 @@ def catching() -> Iterator[None]:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         _state = None
+
+
+def settle() -> None:
+    """The work is over (done, failed or interrupted): signals from here to the end of `catching()` are
+    ignored, so that printing the outcome is never cut into a traceback or a second exit code."""
+    if _state is not None:
+        _state.committed = True
 
 
 def received() -> int | None:

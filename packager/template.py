@@ -94,7 +94,8 @@ class AppModel:
     def from_dict(cls, data: dict[str, Any]) -> AppModel:
         values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
         for name, kind in _ENUMS.items():
-            values[name] = kind(values[name])
+            if name in values:  # a field a bundle predates keeps its default (task: generic)
+                values[name] = kind(values[name])
         values["settings"] = RuntimeSettings.from_env(data.get("settings") or {})
         return cls(**values)
 

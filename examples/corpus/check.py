@@ -281,14 +281,18 @@ def _v2_inputs(feed: Arrays, manifest: Any) -> list[dict[str, Any]]:
 
 
 class Reference:
-    """onnxruntime on the shipped model file, with its own default session: the answer to expect.
-    Inputs left out take the manifest's defaults; a fixed-batch graph runs one batch at a time."""
+    """onnxruntime on the shipped model file, with its own default session but the bundle's thread count
+    (int8 kernels such as DynamicQuantizeLSTM quantize per thread's chunk: 1 and 2 threads differ by up to
+    3e-3 on the LSTM here): the answer to expect. Inputs left out take the manifest's defaults; a
+    fixed-batch graph runs one batch at a time."""
 
     def __init__(self, path: Path, manifest: Any) -> None:
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # an old opset's warnings are the model's, and no news here
+        if manifest.runtime.intra_op_threads:
+            options.intra_op_num_threads = manifest.runtime.intra_op_threads
         self.session = onnxruntime.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
         self.manifest = manifest
         self.names = [o.name for o in self.session.get_outputs()]

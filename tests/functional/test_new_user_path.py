@@ -99,8 +99,9 @@ def test_deploy_logs_delete_against_moto(project: Project, moto: Moto, tmp_path:
     assert record["outputs"]["Auth"].startswith("iam: every route needs a SigV4-signed request")
 
     function = client(moto, "lambda").get_function(FunctionName=record["function_name"])["Configuration"]
+    memory = json.loads((bundle / "report.json").read_text())["cost"]["memory_mb"]  # the sweep's choice
     assert (function["Runtime"], function["Handler"], function["MemorySize"], function["Timeout"]) == (
-        "python3.11", "handlers.lambda_function.lambda_handler", 512, 29)  # fmt: skip
+        "python3.11", "handlers.lambda_function.lambda_handler", memory, 29)  # fmt: skip
     assert function["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == "digits"
     assert function["CodeSize"] > 40_000_000  # the zip sam package uploaded to moto's S3
     resources = client(moto, "cloudformation").list_stack_resources(StackName="digits")["StackResourceSummaries"]

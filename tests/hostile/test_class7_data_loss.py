@@ -114,18 +114,22 @@ def test_class7_a_signal_at_any_point_of_pack_keeps_the_previous_bundle_and_leav
     pip too), SIGTERM to pack alone (`kill PID`)."""
     out, original, before = previous
     outcome = kill_pack(point, signum, out, group=signum == signal.SIGINT)
+    after = digest(out / "digits") if (out / "digits").exists() else None
+    if after is not None and after != before:  # the next case starts from the previous bundle again
+        shutil.rmtree(out / "digits")
+        shutil.copytree(original, out / "digits", symlinks=True)
     assert outcome.reached, outcome.stderr
     assert "Traceback" not in outcome.stderr and "internal error" not in outcome.stderr, outcome.stderr
     assert outcome.out_left == ["digits"] and outcome.tmp_left == [] and outcome.cwd_left == []
     assert outcome.processes_left == []
-    if outcome.returncode == 0:  # the signal came after the new bundle was in place: the pack had finished
-        assert "wrote " in outcome.stdout and digest(out / "digits") != before
-        shutil.rmtree(out / "digits")
-        shutil.copytree(original, out / "digits", symlinks=True)
+    if outcome.returncode in (0, -signum) and "wrote " in outcome.stdout:
+        # The signal came after the new bundle was in place and reported: ignored while the outcome was
+        # printed (exit 0), or, in the last instant of the interpreter's exit, its default action.
+        assert after != before
         pytest.xfail(f"pack finished before {point}")
     assert outcome.returncode == 128 + signum, outcome.stderr
     name = signal.Signals(signum).name
     assert outcome.stderr.splitlines()[-1] == (
         f"interrupted by {name}: {out / 'digits'} is as it was, and nothing else is left"
     ), outcome.stderr
-    assert digest(out / "digits") == before
+    assert after == before
