@@ -219,6 +219,14 @@ sys.path.insert(0, os.environ["LLAMA_CPP_DIR"])
 import conversion.base as base
 # A vocabulary trained here has no pre-tokenizer hash llama.cpp knows: it is byte-level BPE, as GPT-2's.
 base.TextModel.get_vocab_base_pre = lambda self, tokenizer: "gpt-2"
+# Nor a tokenizer.model: llama.cpp imports sentencepiece before it looks for one and only falls back to
+# tokenizer.json (its GPT-2 path) on FileNotFoundError, so raise that first rather than need sentencepiece.
+sentencepiece = base.TextModel._create_vocab_sentencepiece
+def create_vocab_sentencepiece(self):
+    if not (self.dir_model / "tokenizer.model").is_file():
+        raise FileNotFoundError(f"File not found: {self.dir_model / 'tokenizer.model'}")
+    return sentencepiece(self)
+base.TextModel._create_vocab_sentencepiece = create_vocab_sentencepiece
 sys.argv = [os.path.join(os.environ["LLAMA_CPP_DIR"], "convert_hf_to_gguf.py")] + sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
@@ -247,21 +255,22 @@ def gguf(name: str, source: Path, kind: str) -> Path:
 
 
 def fit(name: str, folder: Path, peak_mb: float, wheels: Any) -> dict[str, Any]:
-    from packager.config import NAMED_BUDGETS
+    from packager.config import DEFAULT_PYTHON, NAMED_BUDGETS, Arch, Budget, PackageType
     from packager.cost import memory_for
     from packager.generate.measure import folder_bytes
-    from packager.size import BASE_IMAGE_BYTES, handler_files
+    from packager.size import PackageSize
 
     model = folder_bytes(folder)
-    code = wheels.installed_bytes + sum(p.stat().st_size for p in handler_files())
+    zip_bytes = PackageSize(PackageType.ZIP, Budget.parse("zip"), wheels, DEFAULT_PYTHON, Arch.X86_64).of(model, None)
+    image = PackageSize(PackageType.IMAGE, Budget.parse("image"), wheels, DEFAULT_PYTHON, Arch.X86_64).of(model, None)
     return {
         "model_mb": model / 1e6,
         "peak_rss_mb": peak_mb,
         "memory_mb": memory_for(peak_mb),
-        "zip_mb": (code + model) / 1e6,
-        "fits_zip": code + model <= NAMED_BUDGETS["zip"],
-        "image_mb": (code + model + BASE_IMAGE_BYTES) / 1e6,
-        "fits_image": code + model + BASE_IMAGE_BYTES <= NAMED_BUDGETS["image"],
+        "zip_mb": zip_bytes / 1e6,
+        "fits_zip": zip_bytes <= NAMED_BUDGETS["zip"],
+        "image_mb": image / 1e6,
+        "fits_image": image <= NAMED_BUDGETS["image"],
     }
 
 
@@ -373,11 +382,11 @@ def main() -> None:
          "llama": lambda: llama_worker(rest[0], rest[1], int(rest[2]), int(rest[3])),
          "quantize": lambda: quantize_worker(rest[0], rest[1], rest[2])}[kind]()  # fmt: skip
         return
-    from packager.config import Arch
+    from packager.config import DEFAULT_PYTHON, Arch
     from packager.generate.pipeline import EXTRA
     from packager.wheels import vendor_wheels
 
-    wheels = vendor_wheels("3.12", Arch.X86_64, (EXTRA,))
+    wheels = vendor_wheels(DEFAULT_PYTHON, Arch.X86_64, (EXTRA,))
     names = ["jargon"] + [f"{args.arch}-{size}" for size in args.sizes.split(",") if size]
     started = time.monotonic()
     load = os.getloadavg()
