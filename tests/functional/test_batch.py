@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import importlib
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -24,9 +23,9 @@ from handlers.contract import ApiKind
 from packager.batch import run_batch
 from packager.config import Arch, PackageType
 from packager.emulator import LambdaContext
-from packager.template import MAX_RECEIVES, AppModel, render_template, to_yaml
+from packager.template import MAX_RECEIVES, AppModel, render_template
 from tests.conftest import load_event
-from tests.functional.test_template_matrix import BIN, env, translate
+from tests.functional.test_template_matrix import assert_the_tools_pass, env, translate
 
 REGION = "us-east-1"
 BUCKET = load_event("batch/s3-put-rows.json")["Records"][0]["s3"]["bucket"]["name"]
@@ -187,18 +186,7 @@ def test_batch_stack_passes_the_tools_and_ties_every_engine_to_the_reserved_conc
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, package: PackageType, reserved: int | None
 ) -> None:
     template = render_template(batch_app(package, reserved))
-    path = tmp_path / "template.yaml"
-    path.write_text(to_yaml(template))
-    validate = subprocess.run([str(BIN / "sam"), "validate", "--lint", "-t", str(path)], capture_output=True,
-                              text=True, env=env(), check=False)  # fmt: skip
-    assert validate.returncode == 0, validate.stdout + validate.stderr
-    scan = subprocess.run(
-        [str(BIN / "checkov"), "-f", str(path), "--framework", "cloudformation", "--skip-download", "-o", "json"],
-        capture_output=True, text=True, env=env(), check=False,
-    )  # fmt: skip
-    report = json.loads(scan.stdout)
-    assert [(f["check_id"], f["resource"]) for f in report["results"]["failed_checks"]] == []
-    assert all(s["check_result"]["suppress_comment"] for s in report["results"]["skipped_checks"])
+    assert_the_tools_pass(template, tmp_path)
     for name, value in env().items():
         if name.startswith("AWS_") and name != "AWS_ENDPOINT_URL":
             monkeypatch.setenv(name, value)

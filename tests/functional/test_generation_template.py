@@ -6,7 +6,6 @@ for a streaming zip, and the same auth and checks as every other bundle."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +15,8 @@ from handlers.contract import ENV_EXEC_WRAPPER, ApiKind, RuntimeSettings, stream
 from handlers.manifest import Task
 from handlers.routes import GENERATION_ROUTES
 from packager.config import Arch, Auth, PackageType
-from packager.template import AppModel, render_template, to_yaml
-from tests.functional.test_template_matrix import BIN, env, translate
+from packager.template import AppModel, render_template
+from tests.functional.test_template_matrix import assert_the_tools_pass, env, translate
 
 MATRIX = [
     (PackageType.IMAGE, ApiKind.REST, Auth.IAM),
@@ -42,17 +41,7 @@ def app_model(package: PackageType, api: ApiKind, auth: Auth) -> AppModel:
 def test_generation_template_passes_sam_validate_lint_and_checkov(
     tmp_path: Path, package: PackageType, api: ApiKind, auth: Auth
 ) -> None:
-    path = tmp_path / "template.yaml"
-    path.write_text(to_yaml(render_template(app_model(package, api, auth))))
-    validate = subprocess.run([str(BIN / "sam"), "validate", "--lint", "-t", str(path)], capture_output=True,
-                              text=True, env=env(), check=False)  # fmt: skip
-    assert validate.returncode == 0, validate.stdout + validate.stderr
-    scan = subprocess.run(
-        [str(BIN / "checkov"), "-f", str(path), "--framework", "cloudformation", "--skip-download", "-o", "json"],
-        capture_output=True, text=True, env=env(), check=False,
-    )  # fmt: skip
-    report = json.loads(scan.stdout)
-    assert [(f["check_id"], f["resource"]) for f in report["results"]["failed_checks"]] == []
+    assert_the_tools_pass(render_template(app_model(package, api, auth)), tmp_path)
 
 
 @pytest.mark.parametrize(("package", "api", "auth"), MATRIX, ids=IDS)

@@ -15,9 +15,9 @@ import pytest
 
 from handlers.contract import ApiKind, RuntimeSettings
 from packager.config import Arch, Auth, PackageType
-from packager.template import AppModel, render_template, to_yaml
+from packager.template import AppModel, render_template
 from tests.conftest import EVENTS, ROOT
-from tests.functional.test_template_matrix import BIN, env, translate
+from tests.functional.test_template_matrix import assert_the_tools_pass, env, translate
 
 # The runtime's side, as awslambdaric does it: import the handler module (init), run the before-snapshot
 # hooks in reverse registration order, snapshot; then, in each sandbox restored from the snapshot (two
@@ -121,18 +121,7 @@ def test_snapstart_template_passes_the_tools_and_snapshots_the_published_version
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, package: PackageType, arch: Arch
 ) -> None:
     template = render_template(snap_app(package, arch))
-    path = tmp_path / "template.yaml"
-    path.write_text(to_yaml(template))
-    validate = subprocess.run([str(BIN / "sam"), "validate", "--lint", "-t", str(path)], capture_output=True,
-                              text=True, env=env(), check=False)  # fmt: skip
-    assert validate.returncode == 0, validate.stdout + validate.stderr
-    scan = subprocess.run(
-        [str(BIN / "checkov"), "-f", str(path), "--framework", "cloudformation", "--skip-download", "-o", "json"],
-        capture_output=True, text=True, env=env(), check=False,
-    )  # fmt: skip
-    report = json.loads(scan.stdout)
-    assert report["summary"]["parsing_errors"] == 0
-    assert [(f["check_id"], f["resource"]) for f in report["results"]["failed_checks"]] == []
+    assert_the_tools_pass(template, tmp_path)
     for name, value in env().items():
         if name.startswith("AWS_") and name != "AWS_ENDPOINT_URL":
             monkeypatch.setenv(name, value)
