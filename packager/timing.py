@@ -16,8 +16,6 @@ from __future__ import annotations
 import gc
 import json
 import math
-import pickle
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +24,8 @@ from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from packager.interrupt import run_child
 
 if TYPE_CHECKING:
     from handlers.manifest import Manifest
@@ -199,6 +199,36 @@ class TimingJob:
     feeds: dict[int, dict[str, Any]]
     plan: Plan
 
+    def write(self, folder: Path) -> None:
+        """job.json and feeds.npz: data only (the worker reads the arrays with allow_pickle=False)."""
+        import numpy as np
+
+        arrays = {
+            f"{rows}/{name}": np.asarray(value) for rows, feed in self.feeds.items() for name, value in feed.items()
+        }
+        texts = [key for key, array in arrays.items() if array.dtype == object]
+        stored = {key: array.astype(str) if key in texts else array for key, array in arrays.items()}
+        np.savez(folder / "feeds.npz", **stored)  # type: ignore[arg-type]
+        job = {"paths": [str(path) for path in self.paths], "manifest": self.manifest.to_dict(),
+               "plan": asdict(self.plan), "texts": texts}  # fmt: skip
+        (folder / "job.json").write_text(json.dumps(job), encoding="utf-8")
+
+    @classmethod
+    def read(cls, folder: Path) -> TimingJob:
+        import numpy as np
+
+        from handlers.manifest import Manifest
+
+        job = json.loads((folder / "job.json").read_text(encoding="utf-8"))
+        feeds: dict[int, dict[str, Any]] = {}
+        with np.load(folder / "feeds.npz", allow_pickle=False) as archive:
+            for key in archive.files:
+                rows, name = key.split("/", 1)
+                array = archive[key]
+                feeds.setdefault(int(rows), {})[name] = array.astype(object) if key in job["texts"] else array
+        return cls(tuple(Path(path) for path in job["paths"]), Manifest.from_dict(job["manifest"]), feeds,
+                   Plan(**job["plan"]))  # fmt: skip
+
 
 def time_candidates(paths: Sequence[Path], data: Dataset, manifest: Manifest, plan: Plan | None = None) -> Timings:
     """Interleaved latency of every model in `paths`, measured in one fresh worker process."""
@@ -207,15 +237,8 @@ def time_candidates(paths: Sequence[Path], data: Dataset, manifest: Manifest, pl
     feeds = {1: data.feed(1), BATCH: data.feed(BATCH if manifest.batched else 1)}
     job = TimingJob(tuple(paths), manifest, feeds, plan or Plan())
     with tempfile.TemporaryDirectory(prefix="lambdafit-timing-") as tmp:
-        job_path = Path(tmp) / "job.pkl"
-        job_path.write_bytes(pickle.dumps(job))
-        result = subprocess.run(
-            [sys.executable, "-m", "packager.timing", str(job_path)],
-            capture_output=True,
-            text=True,
-            timeout=3600,
-            check=False,
-        )
+        job.write(Path(tmp))
+        result = run_child([sys.executable, "-m", "packager.timing", tmp], timeout=3600)
     if result.returncode != 0:
         raise LambdafitError(f"timing the candidates failed in the worker process: {result.stderr.strip()[-300:]}")
     found = json.loads(result.stdout.strip().splitlines()[-1])
@@ -241,8 +264,8 @@ def _repeat(call: Callable[[], object], times: int) -> None:
         call()
 
 
-def main(job_path: str) -> None:
-    job: TimingJob = pickle.loads(Path(job_path).read_bytes())  # written by this packager, just now
+def main(job_folder: str) -> None:
+    job = TimingJob.read(Path(job_folder))
     from packager.probe import peak_rss_mb
 
     results = interleave(_calls(job), job.plan)

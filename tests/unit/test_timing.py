@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +49,34 @@ def test_rounds_stop_once_every_interval_is_narrow() -> None:
     plan = Plan(min_rounds=12, max_rounds=500, warmup_calls=0, block_seconds=0.0, target_width=10.0)
     results = interleave([(lambda: None, lambda: None)], plan)
     assert results[0].rounds == 12
+
+
+def test_the_worker_gets_its_job_as_data_and_times_every_model(tmp_path: Path) -> None:
+    """The job crosses to the worker as JSON and an .npz read without pickle (texts too), and the worker
+    times each model it was given, in order."""
+    import numpy as np
+
+    from handlers.manifest import Manifest, TensorSpec
+    from packager.data import Dataset
+    from packager.timing import TimingJob, time_candidates
+    from tests.unit.test_pack_stages import tiny_model
+
+    manifest = Manifest(
+        "tiny", "v", "", (TensorSpec("x", "float32", ("batch", 4), batch_axis=0),),
+        (TensorSpec("logits", "float32", ("batch", 3), batch_axis=0),),
+    )  # fmt: skip
+    texts = np.array(["a", "bc"], dtype=object)
+    job = TimingJob((tmp_path / "a.onnx",), manifest, {1: {"x": np.ones((1, 4), np.float32), "t": texts}}, Plan())
+    job.write(tmp_path)
+    back = TimingJob.read(tmp_path)
+    assert back.paths == job.paths and back.manifest == manifest and back.plan == Plan()
+    assert np.array_equal(back.feeds[1]["x"], np.ones((1, 4), np.float32))
+    assert back.feeds[1]["t"].dtype == object and list(back.feeds[1]["t"]) == ["a", "bc"]
+    assert not list(tmp_path.glob("*.pkl"))
+
+    models = [tiny_model(tmp_path / "one.onnx"), tiny_model(tmp_path / "two.onnx")]
+    data = Dataset({"x": np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32)}, {"x": 0}, None, "t")
+    timings = time_candidates(models, data, manifest, Plan(min_rounds=3, max_rounds=3, seconds_per_candidate=0.05))
+    assert len(timings.latencies) == 2 and timings.peak_rss_mb > 0
+    for latency in timings.latencies:
+        assert 0 < latency.low_ms <= latency.p50_ms <= latency.high_ms and latency.p50_batch8_ms > 0
