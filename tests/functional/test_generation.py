@@ -95,6 +95,23 @@ def test_openai_client_without_streaming(server: Any) -> None:
     assert same.choices[0].text == text.choices[0].text  # a seed makes sampling repeatable
 
 
+@pytest.fixture
+def paced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test decoder writes a token in well under a millisecond, so 200 of them are over before a
+    client has read its first chunk and "as they are generated" cannot be told from "all at once". At
+    2 ms a token (a real model on Lambda takes 20-100 ms) it can."""
+    from handlers.generation import Generation
+
+    step = Generation._step
+
+    def slower(self: Generation) -> str:
+        time.sleep(0.002)
+        return step(self)
+
+    monkeypatch.setattr(Generation, "_step", slower)
+
+
+@pytest.mark.usefixtures("paced")
 def test_openai_client_streams_chunks_as_they_are_generated(server: Any) -> None:
     openai = client(server)
     start = time.monotonic()
@@ -213,6 +230,7 @@ def test_a_client_that_hangs_up_stops_generation_and_nothing_leaks(server: Any) 
     assert rss_mb() - before < 20
 
 
+@pytest.mark.usefixtures("paced")
 def test_a_hang_up_ends_generation_early(server: Any) -> None:
     """The generator stops within a few tokens of the hang-up, long before max_tokens."""
     model = server.handler.endpoint.holder.model
@@ -385,3 +403,19 @@ def test_under_sam_local_the_loop_answers_buffered(handler: Any, runtime_api: Ru
     assert "Lambda-Runtime-Function-Response-Mode" not in answer.headers
     result = json.loads(answer.body)
     assert result["statusCode"] == 200 and result["body"].endswith("data: [DONE]\n\n")
+
+
+def test_the_lambda_entry_point_serves_a_generation_bundle(gen_bundle: Path) -> None:
+    """handlers.lambda_function is what the managed runtime imports: behind an HTTP API, and under `sam
+    local`, for every bundle. For a decoder it must be the generation handler, not the tensor API's 404."""
+    environ = os.environ | {"LAMBDAFIT_MODEL_DIR": str(gen_bundle / "function" / "model"),
+                            "POWERTOOLS_METRICS_DISABLED": "true", "PYTHONPATH": str(Path(__file__).parents[2])}  # fmt: skip
+    code = (
+        "import json, sys; import handlers.lambda_function as fn; "
+        "answer = fn.lambda_handler(json.load(open(sys.argv[1])), None); "
+        "print(json.dumps([answer['statusCode'], json.loads(answer['body'])['object']]))"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(gen_bundle / "events" / "chat-rest.json")],
+                            capture_output=True, text=True, env=environ, timeout=300, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [200, "chat.completion"]
