@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO, cast
 
+import numpy as np
+
 from handlers import v2
 from handlers.contract import DIMENSION_VERSION, METRIC_SERVER_ERRORS, STATIC_DIR, RuntimeSettings
 from handlers.errors import (
@@ -23,7 +25,7 @@ from handlers.errors import (
     ServiceError,
     UnsupportedMediaTypeError,
 )
-from handlers.events import JSON, EventShape, Request, Response, RestEvent, shape_of
+from handlers.events import JSON, EventShape, Request, Response, RestEvent, json_post_body, shape_of
 from handlers.logs import logger
 from handlers.manifest import Task, bundle_task
 from handlers.metrics import RequestMetrics
@@ -63,13 +65,31 @@ class Endpoint:
                 return self.no_route(request)
             answer: Callable[..., Response] = getattr(self, match.route.endpoint)
             return answer(request, **match.params)
-        except ServiceError as error:
+        except Exception as error:
+            return self.failed(error, version)
+
+    def express(self, event: Any, context: Any) -> Response | None:
+        """`POST /predict` with a JSON body, answered straight from the event as `handle` answers it:
+        the request a model endpoint mostly gets, without building a Request or matching a route. None
+        for any other event (and for a model that is not loaded), which `handle` answers."""
+        runtime = self.service.runtime
+        if runtime is None or (text := json_post_body(event, "/predict")) is None:
+            return None
+        try:
+            if len(text) * 4 > MAX_BODY_BYTES:  # maybe too large: read_json measures it
+                return None
+            return self.prediction(runtime, runtime.decode(parse_json(text)))
+        except Exception as error:
+            return self.failed(error, getattr(context, "function_version", None) or "$LATEST")
+
+    def failed(self, error: Exception, version: str) -> Response:
+        """The answer to a request that raised: its own status for a ServiceError, else a logged 500."""
+        if isinstance(error, ServiceError):
             if error.status >= 500:
                 logger.error("request failed", extra={"code": error.code, "reason": error.message})
             return self.error(error, version)
-        except Exception:
-            logger.exception("unhandled error")
-            return self.error(ServiceError("the service failed to answer this request; see its logs"), version)
+        logger.exception("unhandled error")
+        return self.error(ServiceError("the service failed to answer this request; see its logs"), version)
 
     def no_route(self, request: Request) -> Response:
         allowed = self.table.allowed(request.path)
@@ -114,21 +134,27 @@ class Endpoint:
 
     def predict(self, request: Request) -> Response:
         runtime = self.service.require()
-        manifest = runtime.manifest
         media = request.content_type
         if media in RAW_MEDIA:
             inputs = runtime.decode_raw(media, read_raw(request))
         else:
             inputs = runtime.decode(read_json(request, lambda: runtime.raw_media))
+        return self.prediction(runtime, inputs)
+
+    def prediction(self, runtime: ModelRuntime, inputs: dict[str, Any]) -> Response:
+        """/predict's answer: the outputs, and for a classifier its predictions."""
+        manifest = runtime.manifest
         outputs = self.timed_run(runtime, inputs)
         post = manifest.postprocessing
         shown = outputs if post.outputs is None else {n: outputs[n] for n in post.outputs}
+        scores = manifest.classifier_output
 
-        def body(compact: bool) -> dict[str, Any]:
-            encoded, warnings = encode_outputs(shown, compact=compact)
+        def body(compact: bool, checked: bool) -> dict[str, Any]:
+            encoded, warnings = encode_outputs(shown, compact=compact, checked=checked)
             answer: dict[str, Any] = {"outputs": encoded, "model": manifest.name, "version": manifest.version}
-            if manifest.classifier_output is not None:
-                answer["predictions"] = top_k(outputs[manifest.classifier_output], manifest.labels, post.top_k)
+            if scores is not None:
+                listed = encoded.get(scores) if not compact else None  # compact digits are not the model's values
+                answer["predictions"] = top_k(outputs[scores], manifest.labels, post.top_k, listed=listed)
             if warnings:
                 answer["warnings"] = warnings
             return answer
@@ -165,7 +191,7 @@ class Endpoint:
         arrays, names, request_id = v2.decode_request(read_json(request), runtime.manifest)
         outputs = self.timed_run(runtime, arrays)
         return fitting_response(
-            lambda compact: v2.encode_response(runtime.manifest, outputs, names, request_id, compact=compact)
+            lambda compact, _: v2.encode_response(runtime.manifest, outputs, names, request_id, compact=compact)
         )
 
     def openapi(self, request: Request) -> Response:
@@ -194,9 +220,11 @@ class Endpoint:
 def json_response(body: dict[str, Any]) -> Response:
     """Strict JSON (no NaN tokens), sized as Lambda sizes it: the body travels as an escaped string inside
     the response envelope, so each quote and backslash counts twice. Too large is a clear 413."""
-    text = json.dumps(body, separators=(",", ":"), allow_nan=False)
-    size = len(text) + text.count('"') + text.count("\\") + ENVELOPE_BYTES
-    if size > MAX_BODY_BYTES:
+    text = _ENCODER.encode(body)
+    if (
+        len(text) * 2 + ENVELOPE_BYTES > MAX_BODY_BYTES
+        and (size := len(text) + text.count('"') + text.count("\\") + ENVELOPE_BYTES) > MAX_BODY_BYTES
+    ):
         raise PayloadTooLargeError(
             f"the response would be {size} bytes as Lambda counts them, over its {MAX_BODY_BYTES}: "
             "send fewer rows per request",
@@ -205,20 +233,36 @@ def json_response(body: dict[str, Any]) -> Response:
     return Response(200, text)
 
 
-def fitting_response(body: Callable[[bool], dict[str, Any]]) -> Response:
-    """The answer with floats as Python prints them; when that is over 6 MB, with float32's own shortest
-    digits (the same values, about 40% fewer bytes: a layout detector's raw heads for one page fit)."""
+def fitting_response(body: Callable[[bool, bool], dict[str, Any]]) -> Response:
+    """The answer `body(compact, checked)` builds, as strict JSON.
+
+    First as it comes (`checked` False: outputs are not searched for NaN or infinity, since the strict
+    encoder refuses them anyway, and then the answer is built again, checked, with each one as null and
+    a warning). Floats as Python prints them; when that is over 6 MB, with float32's own shortest digits
+    (the same values, about 40% fewer bytes: a layout detector's raw heads for one page fit)."""
     try:
-        return json_response(body(False))
+        return json_response(body(False, False))
     except PayloadTooLargeError:
-        return json_response(body(True))
+        return json_response(body(True, True))
+    except ValueError:  # a value JSON cannot carry
+        pass
+    try:
+        return json_response(body(False, True))
+    except PayloadTooLargeError:
+        return json_response(body(True, True))
 
 
-def encode_outputs(outputs: dict[str, Output], *, compact: bool = False) -> tuple[dict[str, Any], list[str]]:
-    """The outputs as JSON, and a warning for each that held values which are not finite numbers."""
+def encode_outputs(
+    outputs: dict[str, Output], *, compact: bool = False, checked: bool = True
+) -> tuple[dict[str, Any], list[str]]:
+    """The outputs as JSON, and a warning for each that held values which are not finite numbers.
+    Unchecked, numeric arrays are listed as they are (see `fitting_response`)."""
     encoded: dict[str, Any] = {}
     warnings = []
     for name, value in outputs.items():
+        if not checked and isinstance(value, np.ndarray) and value.dtype.kind in "fiub" and not compact:
+            encoded[name] = value.tolist()
+            continue
         encoded[name], bad = to_json(value, compact=compact)
         if bad:
             warnings.append(non_finite_warning(name, bad))
@@ -255,9 +299,16 @@ def read_json(request: Request, also: Callable[[], tuple[str, ...]] | None = Non
             f"the body is {size} bytes; Lambda accepts at most {MAX_BODY_BYTES}: send a smaller batch"
         )
     try:
-        return _DECODER.decode(body if isinstance(body, str) else body.decode("utf-8"))
+        text = body if isinstance(body, str) else body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadRequestError(f"the body is not UTF-8 text: {exc}", code="malformed_json") from exc
+    return parse_json(text)
+
+
+def parse_json(text: str) -> Any:
+    """Strict JSON (no NaN or Infinity tokens), or what is wrong with it."""
+    try:
+        return _DECODER.decode(text)
     except RecursionError as exc:
         raise BadRequestError("the JSON is nested too deeply", code="malformed_json") from exc
     except ValueError as exc:
@@ -270,6 +321,8 @@ def _reject_constant(name: str) -> None:
 
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 """Built once: json.loads with an option builds a decoder per call."""
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+"""Strict JSON (NaN and infinity raise ValueError), compact, built once as `_DECODER` is."""
 
 
 def make_handler(settings: RuntimeSettings) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
@@ -293,9 +346,10 @@ def load(settings: RuntimeSettings) -> tuple[Service, float]:
     service = load_service(settings)
     load_ms = (time.perf_counter() - start) * 1000
     timings = {k: round(v, 2) for k, v in (service.runtime.timings if service.runtime else {}).items()}
-    logger.info(
-        "model loaded" if service.runtime else "model not loaded", extra={"load_ms": round(load_ms, 2)} | timings
-    )
+    if service.runtime:  # at DEBUG: the first request's metrics line carries ModelLoadTime (handlers.logs)
+        logger.debug("model loaded", extra={"load_ms": round(load_ms, 2)} | timings)
+    else:
+        logger.info("model not loaded", extra={"load_ms": round(load_ms, 2)} | timings)
     return service, load_ms
 
 
@@ -310,7 +364,8 @@ def serve(
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         context_keys.update(context)
         endpoint.latency_ms = None
-        result = dispatch(endpoint, event, context)
+        answer = endpoint.express(event, context)
+        result = dispatch(endpoint, event, context) if answer is None else EventShape.respond(answer)
         metrics.emit(endpoint.latency_ms, 400 <= result["statusCode"] < 500, load_ms)
         return result
 

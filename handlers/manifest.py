@@ -422,6 +422,11 @@ class Manifest:
         return next((spec.fixed_batch for spec in self.inputs if spec.batch_axis is not None), None)
 
     @functools.cached_property
+    def required_inputs(self) -> tuple[str, ...]:
+        """The inputs a request must send: those without a default."""
+        return tuple(spec.name for spec in self.inputs if spec.default is None)
+
+    @functools.cached_property
     def batched(self) -> bool:
         """Whether requests carry rows at all (a model whose inputs all come once per request does not)."""
         return any(spec.batch_axis is not None for spec in self.inputs)

@@ -13,7 +13,7 @@ import numpy as np
 from handlers.errors import ManifestError, ModelNotReadyError, UnprocessableError, UnsupportedMediaTypeError, reason
 from handlers.logs import logger
 from handlers.manifest import Manifest, TensorPreprocessing, sha256_file
-from handlers.tensors import Output, check_rows, decode_inputs, run_in_chunks
+from handlers.tensors import FloatInput, Output, check_rows, decode_inputs, run_in_chunks
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -54,6 +54,7 @@ class ModelRuntime:
     def __post_init__(self) -> None:
         self._output_names = [spec.name for spec in self.manifest.outputs]
         self._fixed = self.manifest.fixed_batch
+        self._float_input = FloatInput.of(self.manifest)
 
     @classmethod
     def load(cls, settings: RuntimeSettings, *, verify: bool = True) -> ModelRuntime:
@@ -83,6 +84,8 @@ class ModelRuntime:
 
     def decode(self, payload: Any) -> dict[str, np.ndarray]:
         """A /predict body as model inputs: tensors under "inputs", or what the bundle's codec takes."""
+        if self._float_input is not None and (inputs := self._float_input.decode(payload)) is not None:
+            return inputs
         if isinstance(payload, dict) and "inputs" not in payload and self.codec is not None:
             return self.codec.decode(payload)
         return decode_inputs(payload, self.manifest)

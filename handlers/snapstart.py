@@ -18,8 +18,7 @@ reverse registration order and after-restore hooks in order; the restore hooks m
 from __future__ import annotations
 
 import json
-import random
-import tempfile
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,12 +83,14 @@ class SnapStartHooks:
 
 
 def reseed() -> None:
-    """New random state from the OS for everything that would otherwise repeat across sandboxes."""
-    random.seed()
-    tempfile._name_sequence = None  # type: ignore[attr-defined]  # rebuilt, from the reseeded generator, on next use
-    import numpy as np
-
-    np.random.seed()
+    """New random state from the OS for everything that would otherwise repeat across sandboxes. A module
+    the snapshot does not hold (the handlers do not import random or tempfile) seeds itself when imported."""
+    if (random := sys.modules.get("random")) is not None:
+        random.seed()
+    if (tempfile := sys.modules.get("tempfile")) is not None:
+        tempfile._name_sequence = None  # type: ignore[attr-defined]  # rebuilt from the reseeded generator on next use
+    if (numpy := sys.modules.get("numpy")) is not None:
+        numpy.random.seed()
 
 
 def register(service: Service, model_dir: Path) -> SnapStartHooks | None:

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from handlers.errors import BadRequestError
-from handlers.manifest import DimBounds, Manifest, TensorSpec
+from handlers.manifest import DimBounds, Manifest, RequestLimits, TensorSpec
 from handlers.runtime import ModelRuntime
-from handlers.tensors import decode_inputs, to_array, to_json, top_k
+from handlers.tensors import FloatInput, decode_inputs, to_array, to_json, top_k
 
 X = TensorSpec("x", "float32", ("batch", 64))
 IDS = TensorSpec("ids", "int64", ("batch", "seq"))
@@ -171,3 +171,84 @@ def test_compact_floats_read_back_as_the_same_float32_in_fewer_bytes() -> None:
     assert to_json(np.arange(3), compact=True) == ([0, 1, 2], 0)
     overflow = np.array([1.5, np.inf, np.nan], dtype=np.float32)
     assert to_json(overflow, compact=True) == ([1.5, None, None], 2)
+
+
+def _decoded(decode: object, payload: object) -> dict[str, np.ndarray] | str:
+    """What a decoder makes of a payload: its arrays, or the code of the error it raises."""
+    try:
+        return decode(payload)  # type: ignore[operator,no-any-return]
+    except BadRequestError as error:
+        return error.code
+    except Exception as error:  # the other ServiceErrors (413, 422)
+        return type(error).__name__
+
+
+SHORT_WAY_MANIFESTS = {
+    "rows of 64": manifest((X,)),
+    "at most 3 rows": manifest((X,), limits=RequestLimits(max_rows=3)),
+    "bounded sequence": manifest((TensorSpec("a", "float32", ("batch", "n", 2)),), dims={"n": DimBounds(2, 4)}),
+    "float16": manifest((TensorSpec("h", "float16", ("batch", 2)),)),
+    "float64, rows on axis 1": manifest((TensorSpec("d", "float64", (3, "batch"), batch_axis=1),)),
+    "given once": manifest((TensorSpec("g", "float32", (2,), batch_axis=None),)),
+}
+SHORT_WAY_PAYLOADS = [
+    {"inputs": [[0.5] * 64]},
+    {"inputs": [[0.25] * 64] * 3},
+    {"inputs": [[0.5] * 64] * 4},
+    {"inputs": [[1, 2.5] + [0] * 62]},
+    {"inputs": [[1] * 64]},
+    {"inputs": [[True, 0.5] + [0.0] * 62]},
+    {"inputs": [[None] + [0.5] * 63]},
+    {"inputs": [["1.5"] + [0.5] * 63]},
+    {"inputs": [[1e39] + [0.5] * 63]},
+    {"inputs": [[3e38] * 64] * 2},
+    {"inputs": [[0.5] * 63]},
+    {"inputs": [[0.5] * 64, [0.5] * 3]},
+    {"inputs": []},
+    {"inputs": [[]]},
+    {"inputs": [0.5] * 64},
+    {"inputs": {"x": [[0.5] * 64]}},
+    {"inputs": [[0.5] * 64], "extra": 1},
+    {"input": [[0.5] * 64]},
+    {"inputs": [[[0.5, 0.5]] * 3]},
+    {"inputs": [[[0.5, 0.5]] * 5]},
+    {"inputs": [[[0.5, 0.5]]]},
+    {"inputs": [[0.5, 70000.0]]},
+    {"inputs": [[0.5, 1.5]] * 2},
+    {"inputs": [[0.5, 1.5], [0.5, 1.5], [0.5, 1.5]]},
+    {"inputs": [[0.5], [1.5], [2.5]]},
+    {"inputs": [0.5, 1.5]},
+    {"inputs": [0.5, 1.5, 2.5]},
+    [[0.5] * 64],
+    None,
+]
+
+
+@pytest.mark.parametrize("name", sorted(SHORT_WAY_MANIFESTS))
+def test_the_short_way_in_answers_as_the_checks_do_or_leaves_it_to_them(name: str) -> None:
+    """`FloatInput` takes the common request in a few steps: whatever it takes must decode exactly as
+    `decode_inputs` decodes it, and whatever `decode_inputs` refuses it must leave to it (None)."""
+    shown = SHORT_WAY_MANIFESTS[name]
+    short = FloatInput.of(shown)
+    assert short is not None
+    taken = 0
+    for payload in SHORT_WAY_PAYLOADS:
+        full = _decoded(lambda p: decode_inputs(p, shown), payload)
+        quick = short.decode(payload)
+        if quick is None:
+            continue
+        taken += 1
+        assert isinstance(full, dict), (payload, full)
+        assert quick.keys() == full.keys()
+        for key, value in quick.items():
+            assert value.dtype == full[key].dtype and value.shape == full[key].shape
+            assert np.array_equal(value, full[key])
+    assert taken >= 1, "the short way took none of the valid requests"
+
+
+def test_the_short_way_is_only_for_one_float_input_fed_as_sent() -> None:
+    assert FloatInput.of(manifest((IDS,))) is None
+    assert FloatInput.of(manifest((IDS, MASK))) is None
+    assert FloatInput.of(manifest((TensorSpec("x", "float32", (2, 3)),))) is None  # a fixed batch: fed in chunks
+    assert FloatInput.of(manifest((TensorSpec("x", "float32", ("batch", "n", "n")),))) is None  # n must agree
+    assert FloatInput.of(manifest((TensorSpec("x", "float32", (), batch_axis=None, default=1.0),))) is None
