@@ -1,7 +1,8 @@
 """The handler's own cost against its peers, in one run, interleaved and repeated:
 
 1. warm latency per request on the same model, the same session settings and the same REST event:
-   raw `InferenceSession.run`, a minimal hand-written handler (bench/peers/minimal_handler.py),
+   raw `InferenceSession.run`, a minimal hand-written handler (bench/peers/minimal_handler.py), the
+   same grown by hand to give lambdafit's answer (bench/peers/same_answer_handler.py: top-5, metrics line),
    FastAPI + Mangum (bench/peers/fastapi_app.py) and lambdafit's handler, called in rounds, each in a new random order
    on the digits CNN and on a 3-layer transformer (10-20 ms a call); p50 and p99, ratios to raw, and
    lambdafit's p50 over the minimal handler's (the bar: within 0.05 ms);
@@ -87,10 +88,17 @@ def warm(bundle: Path, rows: list[Any], rounds: int) -> dict[str, list[float]]:
     context = LambdaContext(function_name=bundle.name)
     minimal = _load_peer(PEERS / "minimal_handler.py", model_dir / "model.onnx", session)
     fastapi = _load_peer(PEERS / "fastapi_app.py", model_dir / "model.onnx", session)
+    os.environ["MANIFEST"] = str(model_dir / "manifest.json")
+    same = _load_peer(PEERS / "same_answer_handler.py", model_dir / "model.onnx", session)
     ours = serve(service, settings)
+    with contextlib.redirect_stdout(io.StringIO()):
+        expected, priced = json.loads(ours(event, context)["body"]), json.loads(same(event, context)["body"])
+    assert expected.keys() == priced.keys() and expected["outputs"] == priced["outputs"], "not the same answer"
+    assert expected.get("predictions") == priced.get("predictions"), (expected, priced)
     contenders: dict[str, Callable[[], Any]] = {
         "raw session.run": lambda: session.run(None, feed),
         "minimal handler": lambda: minimal(event, context),
+        "same answer, flat": lambda: same(event, context),
         "FastAPI + Mangum": lambda: fastapi(event, context),
         "lambdafit": lambda: ours(event, context),
     }
@@ -129,6 +137,11 @@ def report_warm(title: str, times: dict[str, list[float]]) -> None:
         f"  lambdafit - minimal handler: p50 {ours - minimal:+.4f} ms (paired median {np.median(pairs):+.4f} ms; "
         f"bar: <= +0.05 ms) -> {'met' if ours - minimal <= 0.05 else 'NOT met'}"
     )
+    same = float(np.median(times["same answer, flat"]))
+    print(
+        f"  of which the answer itself (a flat hand-written handler giving lambdafit's answer): {same - minimal:+.4f} ms;"
+        f" lambdafit's layers: {ours - same:+.4f} ms"
+    )
 
 
 COLD = {
@@ -161,6 +174,7 @@ print(json.dumps({"numpy + onnxruntime": (t1 - t0) * 1000, "lambdafit modules": 
     "manifest + sha256": service.runtime.timings["verify_ms"], "session": service.runtime.timings["session_ms"],
     "first request": (t4 - t3) * 1000, "powertools imported": "aws_lambda_powertools" in sys.modules}))
 """
+
 
 def cold(bundle: Path, rounds: int) -> None:
     """Fresh interpreters to the first response, with the handler code compiled as the image compiles it."""
@@ -210,7 +224,9 @@ def cold(bundle: Path, rounds: int) -> None:
         splits.append(json.loads(out.stdout.strip().splitlines()[-1]))
     print(
         "  lambdafit's split, medians (ms):",
-        ", ".join(f"{k} {statistics.median(s[k] for s in splits):.1f}" for k in splits[0] if k != "powertools imported"),
+        ", ".join(
+            f"{k} {statistics.median(s[k] for s in splits):.1f}" for k in splits[0] if k != "powertools imported"
+        ),
     )
     print(f"  powertools imported by the first answer: {sum(s['powertools imported'] for s in splits)} of {rounds}")
 
