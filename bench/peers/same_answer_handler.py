@@ -13,6 +13,7 @@ import math
 import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import onnxruntime
@@ -21,7 +22,8 @@ session = onnxruntime.InferenceSession(os.environ["MODEL"], providers=["CPUExecu
 input_name = session.get_inputs()[0].name
 input_rank = len(session.get_inputs()[0].shape)
 output_names = [output.name for output in session.get_outputs()]
-manifest = json.loads(open(os.environ["MANIFEST"]).read()) if os.environ.get("MANIFEST") else {}
+integers = session.get_inputs()[0].type == "tensor(int64)"
+manifest = json.loads(Path(os.environ["MANIFEST"]).read_text()) if os.environ.get("MANIFEST") else {}
 labels = manifest.get("labels") or [str(i) for i in range(1000)]
 name, version = manifest.get("name", "model"), manifest.get("version", "1")
 classifier = output_names.index(manifest["classifier_output"]) if manifest.get("classifier_output") else None
@@ -43,17 +45,17 @@ def top5(row: list[float]) -> dict[str, object]:
 
 def handler(event, context):  # type: ignore[no-untyped-def]
     raw = np.array(json.loads(event["body"])["inputs"])
-    if raw.dtype.kind != "f" or raw.ndim != input_rank:
-        return {"statusCode": 400, "body": '{"error": "send float rows"}'}
+    if raw.dtype.kind != ("i" if integers else "f") or raw.ndim != input_rank:
+        return {"statusCode": 400, "body": '{"error": "send rows of numbers of the input\'s type"}'}
     with np.errstate(over="ignore"):
-        inputs = raw.astype(np.float32)
-        if not math.isfinite(inputs.sum()):
+        inputs = raw.astype(np.int64 if integers else np.float32)
+        if not integers and not math.isfinite(inputs.sum()):
             return {"statusCode": 400, "body": '{"error": "values too large"}'}
     start = time.perf_counter()
     outputs = session.run(output_names, {input_name: inputs})
     latency = (time.perf_counter() - start) * 1000
     listed = [output.tolist() for output in outputs]
-    answer = {"outputs": dict(zip(output_names, listed)), "model": name, "version": version}
+    answer = {"outputs": dict(zip(output_names, listed, strict=True)), "model": name, "version": version}
     if classifier is not None:
         answer["predictions"] = [top5(row) for row in listed[classifier]]
     sys.stdout.write(METRICS % (time.time() * 1000, name, latency))
