@@ -47,16 +47,14 @@ RAW_MEDIA = frozenset({"image/png", "image/jpeg", "text/plain"})
 SERVER_VERSION = "0.1.0"
 
 
-class Endpoint:
-    """The model's HTTP API: one method per route endpoint, errors as JSON with a code."""
+class RoutedEndpoint:
+    """Dispatch over one route table: the method the matched route names answers; no route is a 404
+    naming the routes, or a 405 with Allow; a ServiceError answers with its own status, anything else
+    with a logged 500. Errors are JSON (`error_body`) and counted (`error`)."""
 
-    def __init__(self, service: Service, metrics: RequestMetrics, static_dir: Path | None = None) -> None:
-        self.service = service
+    def __init__(self, metrics: RequestMetrics, table: RouteTable) -> None:
         self.metrics = metrics
-        self.latency_ms: float | None = None
-        """The model's run time in the current request, for its metrics line."""
-        self.static_dir = static_dir
-        self.table = RouteTable()
+        self.table = table
 
     def handle(self, request: Request, version: str = "$LATEST") -> Response:
         try:
@@ -67,6 +65,51 @@ class Endpoint:
             return answer(request, **match.params)
         except Exception as error:
             return self.failed(error, version)
+
+    def no_route(self, request: Request) -> Response:
+        allowed = self.table.allowed(request.path)
+        if allowed:
+            error = self.error(
+                MethodNotAllowedError(f"{request.method} {request.path} is not supported; use {', '.join(allowed)}")
+            )
+            error.headers["Allow"] = ", ".join(allowed)
+            return error
+        return self.error(
+            NotFoundError(f"no route {request.method} {request.path}; the routes are {self.table.describe()}")
+        )
+
+    def failed(self, error: Exception, version: str) -> Response:
+        """The answer to a request that raised: its own status for a ServiceError, else a logged 500."""
+        if isinstance(error, ServiceError):
+            if error.status >= 500:
+                logger.error("request failed", extra={"code": error.code, "reason": error.message})
+            return self.error(error, version)
+        logger.exception("unhandled error")
+        return self.error(ServiceError("the service failed to answer this request; see its logs"), version)
+
+    def error(self, error: ServiceError, version: str = "$LATEST") -> Response:
+        """The JSON error, counted: one `Errors` metric with the error code as its dimension (its own EMF
+        line; the request's own line counts ClientErrors). A 5xx is also
+        `ServerErrors` by `FunctionVersion`: what the canary's rollback alarm watches, since answering
+        503 is no function error to AWS/Lambda."""
+        if error.status >= 500:
+            self.metrics.single(METRIC_SERVER_ERRORS, DIMENSION_VERSION, version)
+        self.metrics.single("Errors", "code", error.code)
+        return Response(error.status, json.dumps(self.error_body(error)))
+
+    def error_body(self, error: ServiceError) -> dict[str, Any]:
+        return error.to_body()
+
+
+class Endpoint(RoutedEndpoint):
+    """The model's HTTP API: one method per route endpoint, errors as JSON with a code."""
+
+    def __init__(self, service: Service, metrics: RequestMetrics, static_dir: Path | None = None) -> None:
+        super().__init__(metrics, RouteTable())
+        self.service = service
+        self.latency_ms: float | None = None
+        """The model's run time in the current request, for its metrics line."""
+        self.static_dir = static_dir
 
     def express(self, event: Any, context: Any) -> Response | None:
         """`POST /predict` with a JSON body, answered straight from the event as `handle` answers it:
@@ -81,37 +124,6 @@ class Endpoint:
             return self.prediction(runtime, runtime.decode(parse_json(text)))
         except Exception as error:
             return self.failed(error, getattr(context, "function_version", None) or "$LATEST")
-
-    def failed(self, error: Exception, version: str) -> Response:
-        """The answer to a request that raised: its own status for a ServiceError, else a logged 500."""
-        if isinstance(error, ServiceError):
-            if error.status >= 500:
-                logger.error("request failed", extra={"code": error.code, "reason": error.message})
-            return self.error(error, version)
-        logger.exception("unhandled error")
-        return self.error(ServiceError("the service failed to answer this request; see its logs"), version)
-
-    def no_route(self, request: Request) -> Response:
-        allowed = self.table.allowed(request.path)
-        if allowed:
-            error = self.error(
-                MethodNotAllowedError(f"{request.method} {request.path} is not supported; use {', '.join(allowed)}")
-            )
-            error.headers["Allow"] = ", ".join(allowed)
-            return error
-        return self.error(
-            NotFoundError(f"no route {request.method} {request.path}; the routes are {self.table.describe()}")
-        )
-
-    def error(self, error: ServiceError, version: str = "$LATEST") -> Response:
-        """The JSON error, counted: one `Errors` metric with the error code as its dimension (its own EMF
-        line; the request's own line counts ClientErrors). A 5xx is also
-        `ServerErrors` by `FunctionVersion`: what the canary's rollback alarm watches, since answering
-        503 is no function error to AWS/Lambda."""
-        if error.status >= 500:
-            self.metrics.single(METRIC_SERVER_ERRORS, DIMENSION_VERSION, version)
-        self.metrics.single("Errors", "code", error.code)
-        return Response(error.status, json.dumps(error.to_body()))
 
     def runtime_for(self, name: str, version: str | None = None) -> ModelRuntime:
         runtime = self.service.require()

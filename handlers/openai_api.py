@@ -16,11 +16,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from handlers.app import read_json
+from handlers.app import RoutedEndpoint, read_json
 from handlers.errors import (
     BadRequestError,
     ManifestError,
-    MethodNotAllowedError,
     ModelNotReadyError,
     NotFoundError,
     ServiceError,
@@ -284,43 +283,18 @@ class Holder:
         return self.model
 
 
-class GenerationEndpoint:
+class GenerationEndpoint(RoutedEndpoint):
     """The routes of handlers.routes.GENERATION_ROUTES, answered in OpenAI's shapes."""
 
     def __init__(self, holder: Holder, metrics: RequestMetrics) -> None:
+        super().__init__(metrics, RouteTable(GENERATION_ROUTES))
         self.holder = holder
-        self.metrics = metrics
-        self.table = RouteTable(GENERATION_ROUTES)
         self.latency_ms: float | None = None
         self.deadline: float | None = None
         """When the current invocation must have answered (from Lambda's context)."""
 
-    def handle(self, request: Request, version: str = "$LATEST") -> Response:
-        try:
-            match = self.table.match(request.method, request.path)
-            if match is None:
-                allowed = self.table.allowed(request.path)
-                if allowed:
-                    methods = ", ".join(allowed)
-                    refused = self.error(MethodNotAllowedError(f"{request.method} {request.path} takes {methods}"))
-                    refused.headers["Allow"] = methods
-                    return refused
-                raise NotFoundError(f"no route {request.method} {request.path}; the routes are {self.table.describe()}")
-            answer: Callable[..., Response] = getattr(self, match.route.endpoint)
-            return answer(request, **match.params)
-        except ServiceError as error:
-            if error.status >= 500:
-                logger.error("request failed", extra={"code": error.code, "reason": error.message})
-            return self.error(error, version)
-        except Exception:
-            logger.exception("unhandled error")
-            return self.error(ServiceError("the service failed to answer this request; see its logs"), version)
-
-    def error(self, error: ServiceError, version: str = "$LATEST") -> Response:
-        if error.status >= 500:
-            self.metrics.single("ServerErrors", "FunctionVersion", version)
-        self.metrics.single("Errors", "code", error.code)
-        return Response(error.status, json.dumps(error_body(error)))
+    def error_body(self, error: ServiceError) -> dict[str, Any]:
+        return error_body(error)
 
     # The routes' endpoints, as named in handlers.routes.GENERATION_ROUTES.
 

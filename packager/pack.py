@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from handlers.contract import RuntimeSettings, S3Uri
 from handlers.errors import plain, reason
@@ -583,20 +583,12 @@ def assemble(prepared: Prepared, evaluated: Evaluated, deps: Collaborators, prog
         uri = deps.upload(store, chosen.path, manifest)
         settings = replace(settings, model_uri=uri)
         notes.append(f"the model lives at {uri}; the function fetches it at init")
-    app = AppModel(
-        name=config.name,
-        description=f"lambdafit endpoint for model {config.name} ({chosen.recipe})",
-        code_dir="./function",
-        python=config.python,
-        arch=config.arch,
+    app = app_model(
+        config,
+        f"lambdafit endpoint for model {config.name} ({chosen.recipe})",
         memory_mb=cost.memory_mb,
-        package_type=config.package,
-        api=config.api,
-        auth=config.auth,
         settings=settings,
         model_bytes=chosen.measurement.size_bytes,
-        reserved_concurrency=config.reserved_concurrency,
-        provisioned_concurrency=config.provisioned_concurrency,
     )
     snap = snapstart.decide(
         config.snapstart,
@@ -715,3 +707,21 @@ def _sample(data: Dataset, specs: tuple[TensorSpec, ...]) -> dict[str, object]:
     """One row of each input that a request must send, as JSON."""
     row = data.feed(1)
     return {spec.name: row[spec.name].tolist() for spec in specs if spec.default is None}
+
+
+def app_model(config: PackConfig, description: str, **measured: Any) -> AppModel:
+    """The SAM application of a pack: what the config fixes (name, runtime, architecture, package, API,
+    auth, concurrency), and what the pack chose (`measured`: memory, settings, model size, ...)."""
+    return AppModel(
+        name=config.name,
+        description=description,
+        code_dir="./function",
+        python=config.python,
+        arch=config.arch,
+        package_type=config.package,
+        api=config.api,
+        auth=config.auth,
+        reserved_concurrency=config.reserved_concurrency,
+        provisioned_concurrency=config.provisioned_concurrency,
+        **measured,
+    )

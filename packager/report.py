@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from packager.config import Arch, Budget, PackageType
 from packager.cost import CostEstimate
@@ -158,27 +158,48 @@ class Report:
             ],
         }
 
+    title = ""
+    """What follows the model's name in report.md's heading."""
+    columns: ClassVar[tuple[str, ...]] = COLUMNS
+
     def to_markdown(self) -> str:
         fit = self.fit
         lines = [
-            f"# lambdafit report: {self.name}",
+            f"# lambdafit report: {self.name}{self.title}",
             "",
             f"Chosen: **{fit.chosen.recipe}** ({fit.why}).",
             "",
-            f"Quality is {fit.baseline.quality_kind}, on {self.eval_rows} rows. Latency is onnxruntime `run` with the",
+            *self.how_measured(),
+            "",
+            "| " + " | ".join(self.columns) + " |",
+            "|" + "---|" * len(self.columns),
+        ]
+        lines += ["| " + " | ".join(row) + " |" for row in self.rows()]
+        lines += ["", "![size against quality](report.png)", "", "Package parts (installed bytes):", ""]
+        lines += [f"- {part}: {size / 1e6:.2f} MB" for part, size in self.parts.items()]
+        lines += [f"- total: {sum(self.parts.values()) / 1e6:.2f} MB ({self.package.value} package)"]
+        lines += self.function_section()
+        if self.notes:
+            lines += ["", "Notes:", ""] + [f"- {note}" for note in self.notes]
+        return "\n".join(lines) + "\n"
+
+    def how_measured(self) -> list[str]:
+        """The paragraph above the table: what its columns measure, and how."""
+        return [
+            f"Quality is {self.fit.baseline.quality_kind}, on {self.eval_rows} rows. Latency is onnxruntime `run` with the",
             "handler's session settings on the packing machine, every candidate in one process, interleaved in",
             "rounds: p50 is the median of the rounds with its 95% confidence interval, p95 over every call; b1",
             "and b8 are batch sizes, ratios are against fp32. Candidates whose intervals overlap count as equally",
             "fast (the smaller wins); a candidate is slower than fp32 only when the intervals are apart. Init is",
             "session creation plus the first run in a fresh process; peak RSS is that process's.",
-            "",
-            "| " + " | ".join(COLUMNS) + " |",
-            "|" + "---|" * len(COLUMNS),
         ]
-        lines += ["| " + " | ".join(row) + " |" for row in rows(fit, self.budget.limit_bytes)]
-        lines += ["", "![size against quality](report.png)", "", "Package parts (installed bytes):", ""]
-        lines += [f"- {part}: {size / 1e6:.2f} MB" for part, size in self.parts.items()]
-        lines += [f"- total: {sum(self.parts.values()) / 1e6:.2f} MB ({self.package.value} package)"]
+
+    def rows(self) -> list[tuple[str, ...]]:
+        return rows(self.fit, self.budget.limit_bytes)
+
+    def function_section(self) -> list[str]:
+        """Below the package parts: the function's memory and cost, and what else the pack decided."""
+        lines: list[str] = []
         if self.memory is None:
             lines += [
                 "",
@@ -199,9 +220,7 @@ class Report:
             lines += ["", f"torch -> ONNX parity: max abs difference {self.export_max_abs_diff:.3g}."]
         if self.resources is not None:
             lines += ["", self.resources.describe()]
-        if self.notes:
-            lines += ["", "Notes:", ""] + [f"- {note}" for note in self.notes]
-        return "\n".join(lines) + "\n"
+        return lines
 
     def memory_section(self) -> list[str]:
         assert self.memory is not None

@@ -34,9 +34,9 @@ from packager.generate.checkpoint import Checkpoint, count_parameters, read_chec
 from packager.generate.measure import EvalOptions, ProbeResult, measurement, probe, sample_text
 from packager.generate.recipes import BASELINE, GenerationRecipe, build, plan
 from packager.generate.report import GenerationReport
-from packager.pack import PackResult
+from packager.pack import PackResult, app_model
 from packager.size import PackageSize
-from packager.template import LAMBDA_TIMEOUT_S, AppModel
+from packager.template import LAMBDA_TIMEOUT_S
 from packager.wheels import WheelSet, glibc_warning, vendor_wheels
 
 Progress = Callable[[str], None]
@@ -283,21 +283,13 @@ def assemble(prepared: Prepared, evaluated: Evaluated, progress: Progress) -> Pa
     settings = RuntimeSettings(
         service=config.name, metrics=True, stream_runtime=streaming and config.package is PackageType.ZIP
     )
-    app = AppModel(
-        name=config.name,
-        description=f"lambdafit text-generation endpoint for {config.name} ({chosen.recipe})",
-        code_dir="./function",
-        python=config.python,
-        arch=config.arch,
+    app = app_model(
+        config,
+        f"lambdafit text-generation endpoint for {config.name} ({chosen.recipe})",
         memory_mb=lambda_.memory_mb,
         timeout_s=lambda_.timeout_s,
-        package_type=config.package,
-        api=config.api,
-        auth=config.auth,
         settings=settings,
         model_bytes=chosen.measurement.size_bytes,
-        reserved_concurrency=config.reserved_concurrency,
-        provisioned_concurrency=config.provisioned_concurrency,
         task=Task.TEXT_GENERATION,
     )
     progress(f"writing {config.bundle_dir}")

@@ -77,33 +77,26 @@ class GenerationReport(Report):
             "streaming": self.streaming,
         }
 
-    def to_markdown(self) -> str:
-        fit = self.fit
-        front = "streams (Runtime API streaming mode)" if self.streaming else "answers buffered"
-        lines = [
-            f"# lambdafit report: {self.name} (text generation)",
-            "",
-            f"Chosen: **{fit.chosen.recipe}** ({fit.why}).",
-            "",
-            f"Quality is {fit.baseline.quality_kind}: perplexity on {self.eval_rows} tokens of {self.eval_source}, in",
+    title = " (text generation)"
+    columns = COLUMNS
+
+    def how_measured(self) -> list[str]:
+        return [
+            f"Quality is {self.fit.baseline.quality_kind}: perplexity on {self.eval_rows} tokens of {self.eval_source}, in",
             "windows scored from an empty cache; greedy agree is the share of those positions where the most likely",
             "next token equals fp32's. TTFT is a 32-token prompt's pass and the first token; tokens/s is greedy",
             "decoding after it (median of 3, onnxruntime-genai with the bundle's settings on the packing machine).",
             "Peak RSS is a fresh process that loaded the model and held a KV cache for the whole context.",
-            "",
-            "| " + " | ".join(COLUMNS) + " |",
-            "|" + "---|" * len(COLUMNS),
         ]
-        lines += ["| " + " | ".join(row) + " |" for row in rows(fit, self.budget.limit_bytes)]
-        lines += ["", "![size against quality](report.png)", "", "Package parts (installed bytes):", ""]
-        lines += [f"- {part}: {size / 1e6:.2f} MB" for part, size in self.parts.items()]
-        lines += [f"- total: {sum(self.parts.values()) / 1e6:.2f} MB ({self.package.value} package)"]
-        lines += [
+
+    def rows(self) -> list[tuple[str, ...]]:
+        return rows(self.fit, self.budget.limit_bytes)
+
+    def function_section(self) -> list[str]:
+        front = "streams (Runtime API streaming mode)" if self.streaming else "answers buffered"
+        return [
             "",
             f"Function: {self.cost.memory_mb} MB (measured peak RSS with headroom), timeout {self.timeout_s} s, "
             f"context {self.context_length} tokens; the endpoint {front}. Estimated cost: "
             f"${self.cost.usd_per_million:.2f} per million requests ({self.cost.assumptions}).",
         ]
-        if self.notes:
-            lines += ["", "Notes:", ""] + [f"- {note}" for note in self.notes]
-        return "\n".join(lines) + "\n"
