@@ -165,7 +165,8 @@ class Endpoint(RoutedEndpoint):
             encoded, warnings = encode_outputs(shown, compact=compact, checked=checked)
             answer: dict[str, Any] = {"outputs": encoded, "model": manifest.name, "version": manifest.version}
             if scores is not None:
-                listed = encoded.get(scores) if not compact else None  # compact digits are not the model's values
+                # the answer's lists, unless checked (nulls for NaN) or compact (not the model's own digits)
+                listed = encoded.get(scores) if not (compact or checked) else None
                 answer["predictions"] = top_k(outputs[scores], manifest.labels, post.top_k, listed=listed)
             if warnings:
                 answer["warnings"] = warnings
