@@ -20,6 +20,23 @@ def load_event(name: str) -> dict[str, Any]:
     return json.loads((EVENTS / name).read_text())
 
 
+def matmul_model(path: Path, weights: Any) -> Path:
+    """A one-MatMul ONNX classifier: x [batch, features] @ weights [features, classes] -> logits."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    features, classes = weights.shape
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["logits"])],
+        "matmul",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", features])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", classes])],
+        [numpy_helper.from_array(weights, "w")],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
 def handler_for(model_dir: Path, **settings: Any) -> Any:
     """The bundle's real Lambda handler over `model_dir`, with these runtime settings."""
     from handlers.app import make_handler

@@ -76,23 +76,12 @@ print(json.dumps({{"status": answer["statusCode"], "powertools": "aws_lambda_pow
 def _digits_model(folder: Path) -> Path:
     """A one-layer model over the digits' 64 features, as a bundle's model folder."""
     import numpy as np
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
 
     from handlers.manifest import Manifest, TensorSpec, sha256_file
+    from tests.conftest import matmul_model
 
-    weights = numpy_helper.from_array(np.random.default_rng(0).normal(size=(64, 10)).astype(np.float32), "w")
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["logits"])],
-        "digits",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 64])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])],
-        [weights],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
     folder.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, folder / "model.onnx")
+    matmul_model(folder / "model.onnx", np.random.default_rng(0).normal(size=(64, 10)).astype(np.float32))
     manifest = Manifest(
         name="digits",
         version="1",

@@ -25,6 +25,7 @@ from packager.recipes.base import RecipeContext, Transform
 from packager.recipes.registry import STEPS, Step
 from packager.timing import Latency, Timings
 from packager.wheels import WheelSet
+from tests.conftest import matmul_model
 
 RUNS: Counter[str] = Counter()
 SIZES = {"fp32": 4000, "copy": 3000, "shrink": 1000, "lossy": 500}
@@ -51,19 +52,7 @@ def fake_steps(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def tiny_model(path: Path) -> Path:
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    weights = numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(4, 3) / 10, "w")
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["logits"])],
-        "tiny",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3])],
-        [weights],
-    )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
-    return path
+    return matmul_model(path, np.arange(12, dtype=np.float32).reshape(4, 3) / 10)
 
 
 def fake_measure(path: Path, check: QualityCheck) -> Profile:
