@@ -3,9 +3,14 @@
 1. warm latency per request on the same model, the same session settings and the same REST event:
    raw `InferenceSession.run`, a minimal hand-written handler (bench/peers/minimal_handler.py), the
    same grown by hand to give lambdafit's answer (bench/peers/same_answer_handler.py: top-5, metrics line),
-   FastAPI + Mangum (bench/peers/fastapi_app.py) and lambdafit's handler, called in rounds, each in a new random order
-   on the digits CNN and on a 3-layer transformer (10-20 ms a call); p50 and p99, ratios to raw, and
-   lambdafit's p50 over the minimal handler's (the bar: within 0.05 ms);
+   FastAPI + Mangum (bench/peers/fastapi_app.py) and lambdafit's handler, on the digits CNN and on a 3-layer
+   transformer (10-20 ms a call); p50 and p99, ratios to raw, and lambdafit's p50 over the minimal handler's
+   (the bar: within 0.05 ms). Two arrangements, both reported:
+   - each handler in a process of its own (bench/handler_worker.py), as a Lambda execution environment runs
+     one handler, the processes taking turns in blocks of 20 calls, each round in a new random order;
+   - all five in one process, each call in a new random order: every call runs right after another
+     handler's, in caches that code (FastAPI's 1 ms above all) has just filled. That slows every contender,
+     raw `session.run` itself by about 1.5x, and the more code a contender runs the more it loses;
 2. cold start: a fresh interpreter to the first response, minimal / lambdafit / FastAPI in rotation,
    medians of the rounds, and lambdafit's split (imports, manifest, session, first request); the bar:
    within 1.2x the minimal handler's;
@@ -125,11 +130,55 @@ def warm(bundle: Path, rows: list[Any], rounds: int) -> dict[str, list[float]]:
     return times
 
 
+def warm_isolated(
+    bundle: Path, rows: list[Any], rounds: int, block: int = 20, warmup: int = 200
+) -> dict[str, list[float]]:
+    """Each contender in a process of its own (bench/handler_worker.py), as a Lambda execution environment
+    runs one handler, the processes taking turns in blocks of `block` calls, each round in a new random
+    order: no contender runs in caches another one's code has just filled."""
+    event_file = Path(tempfile.mkdtemp()) / "event.json"
+    body = json.dumps({"inputs": rows})
+    event_file.write_text(json.dumps(RestEvent.build("POST", "/predict", body=body,
+                                                     headers={"Content-Type": "application/json"})))  # fmt: skip
+    labels = ["raw session.run", "minimal handler", "same answer, flat", "FastAPI + Mangum", "lambdafit"]
+    script = str(Path(__file__).with_name("handler_worker.py"))
+    workers = {
+        label: subprocess.Popen(
+            [sys.executable, script, label, str(bundle), str(event_file), str(warmup)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        for label in labels
+    }
+    times: dict[str, list[float]] = {label: [] for label in labels}
+    try:
+        for label, worker in workers.items():
+            assert worker.stdout is not None and worker.stdout.readline() == "ready\n", f"{label} did not start"
+        order = list(workers.items())
+        shuffle = random.Random(0).shuffle
+        for _ in range(max(1, rounds // block)):
+            shuffle(order)
+            for label, worker in order:
+                assert worker.stdin is not None and worker.stdout is not None
+                worker.stdin.write(f"{block}\n")
+                worker.stdin.flush()
+                times[label] += json.loads(worker.stdout.readline())
+    finally:
+        for worker in workers.values():
+            if worker.stdin is not None:
+                worker.stdin.close()
+            worker.wait(timeout=30)
+        shutil.rmtree(event_file.parent, ignore_errors=True)
+    return times
+
+
 def report_warm(title: str, times: dict[str, list[float]], bar: bool = True) -> None:
     """The table; with `bar`, lambdafit's p50 over the minimal handler's against #11's +0.05 ms."""
     raw = float(np.median(times["raw session.run"]))
     minimal = float(np.median(times["minimal handler"]))
-    print(f"\nwarm latency, {title}, {len(times['lambdafit'])} interleaved rounds:")
+    print(f"\nwarm latency, {title}, {len(times['lambdafit'])} calls each, interleaved:")
     for label, samples in times.items():
         print(f"  {label:18s} {_spread(samples)}   {np.median(samples) / raw:5.2f}x raw")
     ours = float(np.median(times["lambdafit"]))
@@ -278,11 +327,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         digits = bundle_for("digits", Path(tmp))
         rows = np.load(ROOT / "examples/digits/eval.npz")["x"][:1].tolist()
-        report_warm("digits CNN (batch 1)", warm(digits, rows, args.rounds))
+        report_warm("digits CNN (batch 1), each handler in its own process", warm_isolated(digits, rows, args.rounds))
+        report_warm(
+            "digits CNN (batch 1), all in one process, each call after another handler's",
+            warm(digits, rows, args.rounds),
+        )
         if not args.skip_mid:
             mid = bundle_for("transformer", Path(tmp))
             ids = np.random.default_rng(0).integers(1000, 30000, size=(1, 64)).tolist()
-            report_warm("3-layer transformer (batch 1, seq 64)", warm(mid, ids, max(200, args.rounds // 20)), bar=False)
+            times = warm_isolated(mid, ids, max(200, args.rounds // 20), warmup=20)
+            report_warm("3-layer transformer (batch 1, seq 64), each handler in its own process", times, bar=False)
         cold(digits, args.cold)
         if not args.skip_wrk:
             requests_per_second(digits)

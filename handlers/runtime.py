@@ -28,6 +28,11 @@ shapes leave open but its ops do not (a feature count, an image side that is not
 too short to pad). The client can fix those: 422, not 500."""
 
 
+def visible_cores() -> int:
+    """The cores this process may run on: the intra-op threads a session gets unless told otherwise."""
+    return max(1, len(os.sched_getaffinity(0)))
+
+
 def open_session(path: Path, intra_op_threads: int | None = None) -> onnxruntime.InferenceSession:
     """The session as a Lambda sandbox runs it: one request at a time, threads matched to its vCPUs.
     The packager measures candidates through this same function."""
@@ -37,7 +42,7 @@ def open_session(path: Path, intra_op_threads: int | None = None) -> onnxruntime
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     options.inter_op_num_threads = 1
-    options.intra_op_num_threads = intra_op_threads or max(1, len(os.sched_getaffinity(0)))
+    options.intra_op_num_threads = intra_op_threads or visible_cores()
     options.log_severity_level = 4  # errors reach the caller as exceptions; onnxruntime's own copy on stderr is noise
     return onnxruntime.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
 

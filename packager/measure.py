@@ -134,15 +134,18 @@ def compressed_size(path: Path) -> int:
         return handle.tell()
 
 
-def cold_start(path: Path, data: Dataset, rows: int, quality: Path | None = None) -> dict[str, float]:
+def cold_start(
+    path: Path, data: Dataset, rows: int, quality: Path | None = None, threads: int | None = None
+) -> dict[str, float]:
     """Load and run the model once in a fresh interpreter (packager.probe) and read its numbers; with a
-    saved QualityCheck, its quality too."""
+    saved QualityCheck, its quality too; at `threads` intra-op threads (None: one per visible core)."""
     with tempfile.TemporaryDirectory(prefix="lambdafit-probe-") as tmp:
         feed_path = Path(tmp) / "feed.npz"
         feed = {k: v.astype(str) if v.dtype == object else v for k, v in data.feed(rows).items()}
         np.savez(feed_path, **feed)  # type: ignore[arg-type]
         command = [sys.executable, "-m", "packager.probe", str(path), str(feed_path)]
-        result = run_child([*command, *([str(quality)] if quality else [])], timeout=3600)
+        command += [*([str(quality)] if quality else []), *(["--threads", str(threads)] if threads else [])]
+        result = run_child(command, timeout=3600)
     if result.returncode < 0:
         name = signal.Signals(-result.returncode).name if -result.returncode in signal.valid_signals() else "a signal"
         raise LambdafitError(f"onnxruntime crashed ({name}) loading or running this model in a fresh process")
@@ -152,9 +155,12 @@ def cold_start(path: Path, data: Dataset, rows: int, quality: Path | None = None
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
-def measure(path: Path, check: QualityCheck) -> Profile:
-    """Size, quality, cold start and peak memory of one candidate, from one fresh worker process."""
-    probe = cold_start(path, check.data, check.manifest.fixed_batch or 1, quality=check.saved(path.parent))
+def measure(path: Path, check: QualityCheck, threads: int | None = None) -> Profile:
+    """Size, quality, cold start and peak memory of one candidate, from one fresh worker process, at
+    `threads` intra-op threads (None: one per visible core)."""
+    probe = cold_start(
+        path, check.data, check.manifest.fixed_batch or 1, quality=check.saved(path.parent), threads=threads
+    )
     return Profile(
         size_bytes=path.stat().st_size,
         quality=probe["quality"],

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from handlers.contract import RuntimeSettings, S3Uri
 from handlers.errors import plain, reason
 from handlers.manifest import DimBounds, Manifest, RequestLimits, RuntimeHints, Task, TensorSpec, sha256_file
-from handlers.runtime import open_session
+from handlers.runtime import open_session, visible_cores
 from packager import interrupt, memory, recipes, snapstart
 from packager.batch import map_batch_rows
 from packager.bundle import BundleSpec, check_target, fill, predict_body, staged
@@ -61,7 +61,7 @@ from packager.quality import Metric, Outputs, pick_metric
 from packager.quality_job import QualityCheck
 from packager.quota import QuotaUnavailableError
 from packager.recipes.auto import auto_recipes
-from packager.report import PackResources, Report
+from packager.report import PackResources, Report, ShippedQuality
 from packager.samples import sample_request
 from packager.signature import (
     Probe,
@@ -89,7 +89,7 @@ class WheelSource(Protocol):
 
 
 class Measurer(Protocol):
-    def __call__(self, path: Path, check: QualityCheck) -> Profile: ...
+    def __call__(self, path: Path, check: QualityCheck, threads: int | None = None) -> Profile: ...
 
 
 class Timer(Protocol):
@@ -174,6 +174,8 @@ class Evaluated:
     workers_peak_rss_mb: float
     """The largest measuring or timing process's own peak memory."""
     notes: tuple[str, ...] = ()
+    check: QualityCheck | None = None
+    """What quality was measured with, to measure the chosen model again at the threads it ships with."""
 
 
 @dataclass(frozen=True)
@@ -378,9 +380,8 @@ def evaluate(prepared: Prepared, deps: Collaborators, progress: Progress) -> Eva
         calibration_rows=manifest.fixed_batch or 8,
     )
     plan = _plan(config, prepared.baseline, ctx)
-    candidates, workers = _measure(
-        plan, prepared, ctx, deps, QualityCheck(data.eval, reference, metric, manifest), progress
-    )
+    check = QualityCheck(data.eval, reference, metric, manifest)
+    candidates, workers = _measure(plan, prepared, ctx, deps, check, progress)
     baseline = candidates[0]
     if not isinstance(baseline, Measured):
         raise LambdafitError(f"the fp32 model itself cannot run in onnxruntime: {baseline.error}")
@@ -405,7 +406,9 @@ def evaluate(prepared: Prepared, deps: Collaborators, progress: Progress) -> Eva
     if config.recipes == ("auto",) and len(plan) <= 2:
         notes += ("no quantized candidate: the graph has no Conv, MatMul or Gemm weights (tree ensembles and "
                   "ai.onnx.ml models are served as they are, slimmed)",)  # fmt: skip
-    return Evaluated(fit=fit, metric=metric, manifest=manifest, host=host, workers_peak_rss_mb=workers, notes=notes)
+    return Evaluated(
+        fit=fit, metric=metric, manifest=manifest, host=host, workers_peak_rss_mb=workers, notes=notes, check=check
+    )
 
 
 def _interface(prepared: Prepared, provisional: Manifest, reference: Outputs) -> tuple[Manifest, Metric]:
@@ -573,6 +576,9 @@ def assemble(prepared: Prepared, evaluated: Evaluated, deps: Collaborators, prog
                 "sam deploy uploads it through S3 (samconfig sets resolve_s3), which Lambda accepts up to 250 MB unzipped"
             )
     threads = memory_choice.chosen.threads if memory_choice else memory.intra_op_threads(cost.memory_mb)
+    shipped = _quality_as_shipped(prepared, evaluated, deps, threads, progress)
+    if shipped is not None and (note := shipped.note()):
+        notes.append(note)
     manifest = replace(_manifest(prepared, evaluated, cost.memory_mb), runtime=RuntimeHints(cost.memory_mb, threads))
     manifest = replace(manifest, limits=_limits(manifest, chosen, prepared.data.eval, deps, cost.memory_mb))
     check_preprocessing(prepared.preprocessing, manifest)
@@ -635,9 +641,34 @@ def assemble(prepared: Prepared, evaluated: Evaluated, deps: Collaborators, prog
             snapstart=snap,
             memory=memory_choice,
             arch=config.arch,
+            shipped_quality=shipped,
         )
         report.write(root)
     return PackResult(config.bundle_dir, report)
+
+
+def _quality_as_shipped(
+    prepared: Prepared, evaluated: Evaluated, deps: Collaborators, threads: int | None, progress: Progress
+) -> ShippedQuality | None:
+    """The chosen model's quality measured again at the intra-op threads the bundle ships with, when they
+    are not the threads every candidate was measured at (one per visible core): some int8 kernels (dynamic
+    LSTM, for one) answer differently with one thread than with two. A drop the user does not allow at the
+    shipped threads refuses the pack, as it would have refused the candidate."""
+    measured_at = visible_cores()
+    chosen, check = evaluated.fit.chosen, evaluated.check
+    if threads is None or threads == measured_at or check is None:
+        return None
+    progress(f"checking {chosen.recipe}'s quality at the {threads} onnxruntime thread(s) it ships with")
+    quality = deps.measure(chosen.path, check, threads=threads).quality
+    shipped = ShippedQuality(threads, quality, measured_at, chosen.measurement.quality)
+    drop = evaluated.fit.baseline.quality - quality
+    if drop > prepared.config.max_drop + 1e-9:
+        raise NoFitError(
+            f"{chosen.recipe} loses {100 * drop:.2f} pts at the {threads} onnxruntime thread(s) its memory size "
+            f"ships with (measured at {measured_at}: {100 * (evaluated.fit.baseline.quality - chosen.measurement.quality):.2f}), "
+            f"more than the {100 * prepared.config.max_drop:.2f} allowed: pass --max-drop, --memory, or --recipes without it"
+        )
+    return shipped
 
 
 def _memory(

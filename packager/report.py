@@ -96,6 +96,27 @@ def format_count(n: int) -> str:
 
 
 @dataclass(frozen=True)
+class ShippedQuality:
+    """The chosen model's quality at the intra-op threads the bundle ships with, beside the quality every
+    candidate was measured with (at one thread per visible core)."""
+
+    threads: int
+    quality: float
+    measured_threads: int
+    measured_quality: float
+
+    def note(self) -> str | None:
+        """A note when the two differ: what a user's requests will get is the shipped figure."""
+        if self.quality == self.measured_quality:
+            return None
+        return (
+            f"at the {self.threads} onnxruntime thread(s) the bundle ships with, the chosen model's quality is "
+            f"{self.quality:.4f} (measured {self.measured_quality:.4f} at {self.measured_threads}): some int8 "
+            "kernels answer differently with fewer threads"
+        )
+
+
+@dataclass(frozen=True)
 class PackResources:
     """What the pack itself cost: wall time and peak memory."""
 
@@ -131,6 +152,8 @@ class Report:
     memory: MemoryChoice | None = None
     """The memory sweep MemorySize was chosen from; None when MemorySize follows the peak RSS."""
     arch: Arch = Arch.X86_64
+    shipped_quality: ShippedQuality | None = None
+    """The chosen model measured again at the threads it ships with, when those differ from the fit's."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -152,6 +175,7 @@ class Report:
             "snapstart": self.snapstart.to_dict() if self.snapstart else None,
             "memory": self.memory.to_dict() if self.memory else None,
             "arch": self.arch.value,
+            "shipped_quality": asdict(self.shipped_quality) if self.shipped_quality else None,
             "candidates": [
                 v.candidate.to_dict() | {"eligible": v.eligible, "verdict": v.reason, "drop": v.drop}
                 for v in self.fit.verdicts
@@ -192,6 +216,18 @@ class Report:
             "and b8 are batch sizes, ratios are against fp32. Candidates whose intervals overlap count as equally",
             "fast (the smaller wins); a candidate is slower than fp32 only when the intervals are apart. Init is",
             "session creation plus the first run in a fresh process; peak RSS is that process's.",
+            *self.shipped_line(),
+        ]
+
+    def shipped_line(self) -> list[str]:
+        shipped = self.shipped_quality
+        if shipped is None:
+            return []
+        same = "the same as" if shipped.quality == shipped.measured_quality else "against"
+        return [
+            f"Quality was measured at {shipped.measured_threads} onnxruntime threads (one per core here); the chosen "
+            f"model measured again at the {shipped.threads} thread(s) its memory size ships with: {shipped.quality:.4f}, "
+            f"{same} {shipped.measured_quality:.4f}.",
         ]
 
     def rows(self) -> list[tuple[str, ...]]:

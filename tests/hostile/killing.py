@@ -48,6 +48,7 @@ POINTS = (
     KillPoint("[1/2] fp32", 0.2),
     KillPoint("[1/2] fp32", 0.45),
     KillPoint("[2/2] slim", 0.3),
+    KillPoint("checking", 0.3),
     KillPoint("writing"),
     KillPoint("writing", 1.0),
     KillPoint("writing", 3.0),

@@ -44,7 +44,7 @@ def _figures(path: Path) -> tuple[int, float, float, float, float]:
     return FIGURES.get(path.stem.split("+")[-1], FIGURES["fp32"])
 
 
-def fake_measure(path: Path, check: QualityCheck) -> Profile:
+def fake_measure(path: Path, check: QualityCheck, threads: int | None = None) -> Profile:
     size, quality, _, init, rss = _figures(path)
     time.sleep(0.05)
     return Profile(size, quality, check.metric.kind, init, rss)

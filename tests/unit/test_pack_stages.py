@@ -55,7 +55,7 @@ def tiny_model(path: Path) -> Path:
     return matmul_model(path, np.arange(12, dtype=np.float32).reshape(4, 3) / 10)
 
 
-def fake_measure(path: Path, check: QualityCheck) -> Profile:
+def fake_measure(path: Path, check: QualityCheck, threads: int | None = None) -> Profile:
     """Size and quality by the last step in the file name: the recipe's own figures, deterministic."""
     last = path.stem.split("+")[-1]
     size = SIZES.get(last, 4000)
@@ -214,3 +214,59 @@ def test_a_metric_of_the_users_own_is_the_one_reported(tmp_path: Path) -> None:
     metric.write_text("def close(outputs, reference):\n    return 1.0\n")
     result = pack(config(tmp_path, recipes=("copy",), metric=f"{metric}:close"), collaborators=FAKES)
     assert json.loads((result.bundle / "report.json").read_text())["quality_kind"] == "close() from metric.py"
+
+
+def thread_sensitive(drop_at_one_thread: float) -> Collaborators:
+    """Measurers whose "shrink" answers worse with one intra-op thread, as int8 LSTM kernels do."""
+    seen: list[int | None] = []
+
+    def measure(path: Path, check: QualityCheck, threads: int | None = None) -> Profile:
+        seen.append(threads)
+        profile = fake_measure(path, check)
+        if threads == 1 and path.stem.endswith("shrink"):
+            return Profile(profile.size_bytes, 1.0 - drop_at_one_thread, profile.quality_kind, 5.0, 80.0)
+        return profile
+
+    measure.seen = seen  # type: ignore[attr-defined]
+    return Collaborators(wheels=fake_wheels, measure=measure, time=fake_time, upload=fake_upload, probe=fake_probe)
+
+
+def test_the_chosen_model_is_measured_again_at_the_threads_it_ships_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("packager.pack.visible_cores", lambda: 2)  # candidates measured at 2 threads
+    fakes = thread_sensitive(0.004)
+    result = pack(config(tmp_path, recipes=("copy+shrink",)), collaborators=fakes)
+    assert result.fit.chosen.recipe == "copy+shrink"
+    assert fakes.measure.seen[-1] == 1 and fakes.measure.seen[:-1] == [None, None]  # type: ignore[attr-defined]
+    report = json.loads((result.bundle / "report.json").read_text())
+    manifest = json.loads((result.bundle / "function/model/manifest.json").read_text())
+    assert manifest["runtime"]["intra_op_threads"] == 1
+    assert report["shipped_quality"] == {
+        "threads": 1, "quality": 0.996, "measured_threads": 2, "measured_quality": 1.0
+    }  # fmt: skip
+    assert any("at the 1 onnxruntime thread(s) the bundle ships with" in note and "0.9960" in note
+               for note in report["notes"])  # fmt: skip
+    assert (
+        "measured again at the 1 thread(s) its memory size ships with: 0.9960, against 1.0000"
+        in (result.bundle / "report.md").read_text()
+    )
+
+
+def test_a_drop_not_allowed_at_the_shipped_threads_refuses_the_pack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("packager.pack.visible_cores", lambda: 2)
+    with pytest.raises(NoFitError, match=r"copy\+shrink loses 3.00 pts at the 1 onnxruntime thread\(s\)"):
+        pack(config(tmp_path, recipes=("copy+shrink",)), collaborators=thread_sensitive(0.03))
+    assert not (tmp_path / "out" / "tiny").exists()
+
+
+def test_no_second_measurement_when_the_bundle_ships_the_fits_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("packager.pack.visible_cores", lambda: 1)
+    fakes = thread_sensitive(0.03)
+    result = pack(config(tmp_path, recipes=("copy+shrink",)), collaborators=fakes)
+    assert fakes.measure.seen == [None, None]  # type: ignore[attr-defined]
+    assert json.loads((result.bundle / "report.json").read_text())["shipped_quality"] is None
