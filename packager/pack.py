@@ -666,7 +666,7 @@ def _quality_as_shipped(
         raise NoFitError(
             f"{chosen.recipe} loses {100 * drop:.2f} pts at the {threads} onnxruntime thread(s) its memory size "
             f"ships with (measured at {measured_at}: {100 * (evaluated.fit.baseline.quality - chosen.measurement.quality):.2f}), "
-            f"more than the {100 * prepared.config.max_drop:.2f} allowed: pass --max-drop, --memory, or --recipes without it"
+            f"more than the {100 * prepared.config.max_drop:.2f} allowed: pass a larger --max-drop, or --recipes without it"
         )
     return shipped
 
