@@ -63,10 +63,12 @@ def test_class7_a_signal_before_the_commit_cancels_it_and_one_during_it_is_ignor
 
 
 def test_class7_outside_the_cli_nothing_changes() -> None:
+    """The handlers the process had stay (default ones, or SIG_IGN when a shell started it in the background)."""
+    before = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     interrupt.check()
     with interrupt.deferred(), interrupt.committing():
-        pass
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert {signum: signal.getsignal(signum) for signum in before} == before
+    assert {signum: signal.getsignal(signum) for signum in before} == before
 
 
 def test_class7_an_interrupted_child_dies_with_its_workers_and_its_tmpdir(tmp_path: Path) -> None:
