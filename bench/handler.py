@@ -40,9 +40,9 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-PEERS = Path(__file__).resolve().parent / "peers"
 sys.path.insert(0, str(ROOT))
 
+from bench.handler_worker import PEERS, load_peer  # noqa: E402
 from handlers.app import serve  # noqa: E402
 from handlers.contract import RuntimeSettings  # noqa: E402
 from handlers.events import RestEvent  # noqa: E402
@@ -59,19 +59,6 @@ def bundle_for(name: str, out: Path) -> Path:
     eval_data = ROOT / "examples/digits/eval.npz" if name == "digits" else None
     config = PackConfig(model=model, name=name, output_dir=out, eval_data=eval_data, recipes=("slim",))
     return pack(config).bundle
-
-
-def _load_peer(path: Path, model: Path, session: Any) -> Handler:
-    """Import a peer's module with the bundle's model, then give it lambdafit's session (same settings)."""
-    import importlib.util
-
-    os.environ["MODEL"] = str(model)
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.session = session
-    return module.handler  # type: ignore[no-any-return]
 
 
 def _spread(samples: list[float]) -> str:
@@ -91,10 +78,10 @@ def warm(bundle: Path, rows: list[Any], rounds: int) -> dict[str, list[float]]:
     name = service.runtime.manifest.inputs[0].name
     feed = {name: np.asarray(rows, dtype=service.runtime.manifest.inputs[0].dtype)}
     context = LambdaContext(function_name=bundle.name)
-    minimal = _load_peer(PEERS / "minimal_handler.py", model_dir / "model.onnx", session)
-    fastapi = _load_peer(PEERS / "fastapi_app.py", model_dir / "model.onnx", session)
+    minimal = load_peer(PEERS / "minimal_handler.py", model_dir / "model.onnx", session)
+    fastapi = load_peer(PEERS / "fastapi_app.py", model_dir / "model.onnx", session)
     os.environ["MANIFEST"] = str(model_dir / "manifest.json")
-    same = _load_peer(PEERS / "same_answer_handler.py", model_dir / "model.onnx", session)
+    same = load_peer(PEERS / "same_answer_handler.py", model_dir / "model.onnx", session)
     ours = serve(service, settings)
     with contextlib.redirect_stdout(io.StringIO()):
         expected, priced = json.loads(ours(event, context)["body"]), json.loads(same(event, context)["body"])

@@ -65,15 +65,20 @@ def contender(label: str, bundle: Path, event: dict[str, Any]) -> Callable[[], A
     if label == "lambdafit":
         handler = serve(service, settings)
     else:
-        os.environ["MODEL"] = str(model_dir / "model.onnx")
         os.environ["MANIFEST"] = str(model_dir / "manifest.json")
-        spec_ = importlib.util.spec_from_file_location("peer", PEERS / PEER_FILES[label])
-        assert spec_ and spec_.loader
-        module = importlib.util.module_from_spec(spec_)
-        spec_.loader.exec_module(module)
-        module.session = session
-        handler = module.handler
+        handler = load_peer(PEERS / PEER_FILES[label], model_dir / "model.onnx", session)
     return lambda: handler(event, context)
+
+
+def load_peer(path: Path, model: Path, session: Any) -> Callable[[dict[str, Any], Any], Any]:
+    """Import a peer's module with the bundle's model, then give it lambdafit's session (same settings)."""
+    os.environ["MODEL"] = str(model)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.session = session
+    return module.handler  # type: ignore[no-any-return]
 
 
 def main() -> None:

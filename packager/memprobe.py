@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -76,7 +75,9 @@ def main(model_dir: str, single_dir: str, cgroup: str, v2: str, sizes: str, seco
         measured = {threads: measure(handlers[threads], memory) for threads in thread_choices(memory)}
         threads = min(measured, key=lambda t: measured[t]["mean_ms"])
         points.append(measured[threads] | {"threads": threads})
-    cores = len(os.sched_getaffinity(0))
+    from handlers.runtime import visible_cores
+
+    cores = visible_cores()
     print(json.dumps({"points": points, "period_ms": PERIOD_US / 1000, "cores": cores}))
 
 

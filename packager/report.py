@@ -111,7 +111,7 @@ class ShippedQuality:
             return None
         return (
             f"at the {self.threads} onnxruntime thread(s) the bundle ships with, the chosen model's quality is "
-            f"{self.quality:.4f} (measured {self.measured_quality:.4f} at {self.measured_threads}): some int8 "
+            f"{self.quality:.6f} (measured {self.measured_quality:.6f} at {self.measured_threads}): some int8 "
             "kernels answer differently with fewer threads"
         )
 
@@ -226,8 +226,8 @@ class Report:
         same = "the same as" if shipped.quality == shipped.measured_quality else "against"
         return [
             f"Quality was measured at {shipped.measured_threads} onnxruntime threads (one per core here); the chosen "
-            f"model measured again at the {shipped.threads} thread(s) its memory size ships with: {shipped.quality:.4f}, "
-            f"{same} {shipped.measured_quality:.4f}.",
+            f"model measured again at the {shipped.threads} thread(s) its memory size ships with: {shipped.quality:.6f}, "
+            f"{same} {shipped.measured_quality:.6f}.",
         ]
 
     def rows(self) -> list[tuple[str, ...]]:

@@ -245,10 +245,10 @@ def test_the_chosen_model_is_measured_again_at_the_threads_it_ships_with(
     assert report["shipped_quality"] == {
         "threads": 1, "quality": 0.996, "measured_threads": 2, "measured_quality": 1.0
     }  # fmt: skip
-    assert any("at the 1 onnxruntime thread(s) the bundle ships with" in note and "0.9960" in note
+    assert any("at the 1 onnxruntime thread(s) the bundle ships with" in note and "0.996000" in note
                for note in report["notes"])  # fmt: skip
     assert (
-        "measured again at the 1 thread(s) its memory size ships with: 0.9960, against 1.0000"
+        "measured again at the 1 thread(s) its memory size ships with: 0.996000, against 1.000000"
         in (result.bundle / "report.md").read_text()
     )
 
